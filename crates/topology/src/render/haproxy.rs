@@ -1,0 +1,79 @@
+//! HAProxy config: a gateway frontend (health checks on `/readyz`), a Grafana frontend (checks on
+//! `/api/health`) and the stats page. Validate the result with `haproxy -c -f`.
+
+use std::fmt::Write as _;
+
+use super::Addressing;
+use crate::Topology;
+
+/// Container port of a gateway in pods.
+pub const POD_GATEWAY_PORT: u16 = 8428;
+/// Container port of Grafana in pods.
+pub const POD_GRAFANA_PORT: u16 = 3000;
+
+/// Renders `haproxy.cfg`.
+pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
+    let bind = a.bind(t);
+    let mut c = String::from("# rendered by chgate from the topology; do not edit\n");
+    c.push_str(
+        "global\n    maxconn 4096\n    log stderr format short local0 info\n\n\
+         defaults\n    mode http\n    log global\n    option dontlognull\n    timeout connect 3s\n    \
+         timeout client 60s\n    timeout server 60s\n    timeout http-request 30s\n    retries 2\n    \
+         option redispatch\n\n",
+    );
+    let _ = write!(
+        c,
+        "frontend stats\n    bind {bind}:{}\n    stats enable\n    stats uri /\n    stats refresh 5s\n    \
+         stats show-legends\n\n",
+        t.haproxy_stats_port()
+    );
+    let _ = write!(
+        c,
+        "frontend gateway\n    bind {bind}:{}\n    default_backend gateways\n\n\
+         backend gateways\n    balance leastconn\n    option httpchk GET /readyz\n    http-check expect status 200\n",
+        t.haproxy_gateway_port()
+    );
+    for g in t.gateways() {
+        let _ = writeln!(
+            c,
+            "    server {} {}:{} check inter 2s fall 2 rise 2",
+            g.name,
+            a.host(t, &g.name),
+            a.instance_port(&g, POD_GATEWAY_PORT)
+        );
+    }
+    let _ = write!(
+        c,
+        "\nfrontend grafana\n    bind {bind}:{}\n    default_backend grafanas\n\n\
+         backend grafanas\n    balance roundrobin\n    option httpchk GET /api/health\n    http-check expect status 200\n",
+        t.haproxy_grafana_port()
+    );
+    for g in t.grafanas() {
+        let _ = writeln!(
+            c,
+            "    server {} {}:{} check inter 2s fall 2 rise 2",
+            g.name,
+            a.host(t, &g.name),
+            a.instance_port(&g, POD_GRAFANA_PORT)
+        );
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_frontends_have_health_checked_servers() {
+        let c = haproxy_cfg(&Topology::default(), Addressing::Local);
+        assert!(c.contains("bind 127.0.0.1:18428") && c.contains("bind 127.0.0.1:18300"));
+        assert!(
+            c.contains("option httpchk GET /readyz")
+                && c.contains("option httpchk GET /api/health")
+        );
+        assert_eq!(c.matches("server gateway-").count(), 2);
+        assert_eq!(c.matches("server grafana-").count(), 3);
+        assert!(c.contains("bind 127.0.0.1:18404\n    stats enable"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Keeper ensemble configs: `zoo.cfg` for ZooKeeper 3.8 (the local rig's stand-in) and
+//! `keeper_config.xml` for ClickHouse Keeper (pods). Both describe the same ids, hosts and ports,
+//! so ClickHouse servers see the same `<zookeeper>` section whichever runs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{xml_escape, Addressing};
+use crate::model::KeeperNode;
+use crate::Topology;
+
+/// Four-letter-word commands the readiness checks use (`srvr` for the leader, `ruok`, `mntr`).
+pub const FOUR_LETTER_WORDS: &str = "srvr,ruok,mntr,stat";
+
+/// Renders ZooKeeper 3.8's `zoo.cfg` for `node`, keeping its data in `data_dir`.
+pub fn zoo_cfg(t: &Topology, node: &KeeperNode, data_dir: &Path) -> String {
+    let a = Addressing::Local;
+    let mut c = String::from("# rendered by chgate from the topology; do not edit\n");
+    let _ = writeln!(c, "tickTime=2000\ninitLimit=10\nsyncLimit=5");
+    let _ = writeln!(c, "dataDir={}", data_dir.display());
+    let _ = writeln!(
+        c,
+        "clientPort={}\nclientPortAddress={}",
+        node.client_port,
+        a.bind(t)
+    );
+    let _ = writeln!(c, "maxClientCnxns=200\nadmin.enableServer=false");
+    let _ = writeln!(c, "4lw.commands.whitelist={FOUR_LETTER_WORDS}");
+    let _ = writeln!(c, "autopurge.snapRetainCount=3\nautopurge.purgeInterval=1");
+    let _ = writeln!(c, "reconfigEnabled=false\nstandaloneEnabled=false");
+    for k in t.keeper_nodes() {
+        let _ = writeln!(
+            c,
+            "server.{}={}:{}:{}",
+            k.id,
+            a.host(t, &k.name),
+            k.peer_port,
+            k.election_port
+        );
+    }
+    c
+}
+
+/// Renders ClickHouse Keeper's config for `node` (the pods' Keeper, same ensemble).
+pub fn keeper_xml(t: &Topology, node: &KeeperNode, a: Addressing, data_dir: &Path) -> String {
+    let (client, _) = a.keeper_ports(node);
+    let d = xml_escape(&data_dir.display().to_string());
+    let mut x = String::from("<?xml version=\"1.0\"?>\n<!-- rendered by chgate from the topology; do not edit -->\n<clickhouse>\n");
+    let _ = writeln!(x, "  <listen_host>{}</listen_host>", xml_escape(&a.bind(t)));
+    let _ = writeln!(
+        x,
+        "  <logger>\n    <level>information</level>\n    <console>1</console>\n  </logger>\n  <keeper_server>\n    \
+         <tcp_port>{client}</tcp_port>\n    <server_id>{}</server_id>\n    <log_storage_path>{d}/coordination/log</log_storage_path>\n    \
+         <snapshot_storage_path>{d}/coordination/snapshots</snapshot_storage_path>\n    <four_letter_word_white_list>{FOUR_LETTER_WORDS}</four_letter_word_white_list>\n    \
+         <coordination_settings>\n      <operation_timeout_ms>10000</operation_timeout_ms>\n      <session_timeout_ms>{}</session_timeout_ms>\n    </coordination_settings>\n    <raft_configuration>",
+        node.id, t.keeper.session_timeout_ms
+    );
+    for k in t.keeper_nodes() {
+        let _ = writeln!(
+            x,
+            "      <server><id>{}</id><hostname>{}</hostname><port>{}</port></server>",
+            k.id,
+            xml_escape(&a.host(t, &k.name)),
+            a.keeper_ports(&k).1
+        );
+    }
+    x.push_str("    </raft_configuration>\n  </keeper_server>\n</clickhouse>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_cfg_lists_the_ensemble_and_binds_loopback() {
+        let t = Topology::default();
+        let k = &t.keeper_nodes()[1];
+        let c = zoo_cfg(&t, k, Path::new("/s/keeper-2/data"));
+        assert!(c.contains("clientPort=18182\nclientPortAddress=127.0.0.1"));
+        assert!(c.contains("server.1=127.0.0.1:18281:18381"));
+        assert!(c.contains("server.3=127.0.0.1:18283:18383"));
+        assert!(c.contains("admin.enableServer=false"));
+    }
+
+    #[test]
+    fn keeper_xml_is_a_drop_in_for_the_same_ensemble() {
+        let t = Topology::default();
+        let k = &t.keeper_nodes()[0];
+        let x = keeper_xml(
+            &t,
+            k,
+            Addressing::Pods,
+            Path::new("/var/lib/clickhouse-keeper"),
+        );
+        assert!(x.contains("<tcp_port>9181</tcp_port>") && x.contains("<server_id>1</server_id>"));
+        assert_eq!(x.matches("<server><id>").count(), 3);
+        assert!(x.contains("<hostname>keeper-2</hostname><port>9234</port>"));
+    }
+}
