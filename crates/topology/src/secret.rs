@@ -22,7 +22,7 @@ pub enum SecretRef {
 #[serde(untagged)]
 enum RawSecretRef {
     Table(TaggedRef),
-    Inline(String),
+    Inline(#[allow(dead_code)] String),
 }
 
 #[derive(Deserialize)]

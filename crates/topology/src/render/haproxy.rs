@@ -23,7 +23,7 @@ pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
     );
     let _ = write!(
         c,
-        "frontend stats\n    bind {bind}:{}\n    stats enable\n    stats uri /\n    stats refresh 5s\n    \
+        "frontend stats\n    bind {bind}:{}\n    no log\n    stats enable\n    stats uri /\n    stats refresh 5s\n    \
          stats show-legends\n\n",
         t.haproxy_stats_port()
     );
@@ -74,6 +74,6 @@ mod tests {
         );
         assert_eq!(c.matches("server gateway-").count(), 2);
         assert_eq!(c.matches("server grafana-").count(), 3);
-        assert!(c.contains("bind 127.0.0.1:18404\n    stats enable"));
+        assert!(c.contains("bind 127.0.0.1:18404\n    no log\n    stats enable"));
     }
 }

@@ -1,0 +1,151 @@
+//! # chgate-harness
+//!
+//! Live tests call [`rig()`]: the first call in a test process brings the shared test rig up (or
+//! attaches to it when `.ci/run` or another test process already did — `up` is idempotent and
+//! serialised by a lock file), later calls reuse it. Each test takes its own database or table name
+//! from [`Rig::unique_name`]; nothing else is shared. A failing check can attach server log tails
+//! with [`Rig::log_tail`].
+//!
+//! The rig's topology is `crates/harness/rig.toml` (base port 28000, state in
+//! `/tmp/chgate-test-rig`), overridable with `CHGATE_TEST_TOPOLOGY`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chgate_clickhouse_http::Client;
+use chgate_localstack::{probe, Stack, UpOptions};
+use chgate_topology::{ClickHouseNode, Secret, Topology};
+use tokio::sync::OnceCell;
+
+/// The shared live rig of this test process.
+#[derive(Debug)]
+pub struct Rig {
+    stack: Stack,
+    ch_password: Secret,
+    pg_password: Secret,
+}
+
+static RIG: OnceCell<Rig> = OnceCell::const_new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The topology file the harness uses.
+pub fn topology_path() -> PathBuf {
+    std::env::var_os("CHGATE_TEST_TOPOLOGY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("rig.toml"))
+}
+
+/// Starts or attaches to the rig. Panics with the reason and log tails when it cannot be brought up:
+/// a live test must fail loudly, never skip.
+pub async fn rig() -> &'static Rig {
+    RIG.get_or_init(|| async {
+        let path = topology_path();
+        let loaded = chgate_topology::load(&path)
+            .unwrap_or_else(|e| panic!("test rig topology {}: {e}", path.display()));
+        let stack = Stack::new(&loaded);
+        let progress = |m: &str| eprintln!("[test rig] {m}");
+        if let Err(e) = stack.up(UpOptions::default(), &progress).await {
+            let logs: String = ["clickhouse", "keeper", "postgres", "haproxy"]
+                .iter()
+                .map(|r| stack.log_tail(r, 15))
+                .collect();
+            panic!("cannot bring the test rig up: {e}\n{logs}");
+        }
+        let ch_password = stack.clickhouse_password().expect("clickhouse password");
+        let pg_password = stack.postgres_password().expect("postgres password");
+        Rig {
+            stack,
+            ch_password,
+            pg_password,
+        }
+    })
+    .await
+}
+
+impl Rig {
+    /// The rig's topology.
+    pub fn topology(&self) -> &Topology {
+        self.stack.topology()
+    }
+
+    /// The rig's state directory.
+    pub fn state_dir(&self) -> &Path {
+        self.stack.state_dir()
+    }
+
+    /// The underlying stack (start/stop single services).
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The ClickHouse password.
+    pub fn clickhouse_password(&self) -> Secret {
+        self.ch_password.clone()
+    }
+
+    /// The PostgreSQL password of the superuser role `postgres.user`.
+    pub fn postgres_password(&self) -> Secret {
+        self.pg_password.clone()
+    }
+
+    /// ClickHouse nodes, shard-major.
+    pub fn nodes(&self) -> Vec<ClickHouseNode> {
+        self.topology().clickhouse_nodes()
+    }
+
+    /// A client for node `i` (shard-major: 0 = ch-s1r1, 1 = ch-s1r2, ...).
+    pub fn clickhouse(&self, i: usize) -> Client {
+        let nodes = self.nodes();
+        let node = nodes
+            .get(i)
+            .unwrap_or_else(|| panic!("no ClickHouse node {i}"));
+        probe::clickhouse_client(self.topology(), node.http_port, &self.ch_password)
+            .unwrap_or_else(|e| panic!("client for {}: {e}", node.name))
+    }
+
+    /// Keeper connect string, `host:port,host:port,...`.
+    pub fn keeper_hosts(&self) -> String {
+        self.stack.endpoints().keeper
+    }
+
+    /// DSN of the PostgreSQL superuser role with its password (for tests only).
+    pub fn postgres_dsn(&self) -> String {
+        let t = self.topology();
+        format!(
+            "host={} port={} user={} password={} dbname=postgres",
+            t.network.listen,
+            t.postgres_port(),
+            t.postgres.user,
+            self.pg_password.expose()
+        )
+    }
+
+    /// A name no other test (in any process) uses: `prefix_<pid>_<n>_<random>`.
+    pub fn unique_name(&self, prefix: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{prefix}_{}_{n}_{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
+    }
+
+    /// Stops one service (`ch-s1r2`, `keeper-2`, ...) for a fault test.
+    pub fn stop_node(&self, name: &str) {
+        self.stack
+            .stop_service(name)
+            .unwrap_or_else(|e| panic!("stop {name}: {e}"));
+    }
+
+    /// Starts a stopped service again (no readiness wait).
+    pub fn start_node(&self, name: &str) {
+        self.stack
+            .start_service(name)
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    }
+
+    /// The last lines of a service's logs, for assertion messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        self.stack.log_tail(name, 40)
+    }
+}

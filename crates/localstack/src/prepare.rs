@@ -1,0 +1,192 @@
+//! Writes everything a process needs before it starts: directories, generated secrets, rendered
+//! configs (validated where the program can check them), PostgreSQL's data directory.
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use chgate_topology::render::{clickhouse, haproxy, keeper, Addressing};
+use chgate_topology::{Secret, SecretRef, Topology};
+use nix::unistd::{chown, User};
+use rand::distributions::{Alphanumeric, DistString};
+
+use crate::plan::{bin, Role, Service};
+use crate::StackError;
+
+fn io(what: &Path, e: std::io::Error) -> StackError {
+    StackError::Io {
+        path: what.to_owned(),
+        source: e,
+    }
+}
+
+/// Writes `contents` with mode 0600 (configs can name secrets' locations; keep them private).
+fn write_private(path: &Path, contents: &str) -> Result<(), StackError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true).mode(0o600);
+    let mut f = opts.open(path).map_err(|e| io(path, e))?;
+    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(|e| io(path, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io(path, e))
+}
+
+/// Resolves a secret; a `file` reference whose file is missing gets a fresh random value (0600),
+/// so a new rig needs no manual step and no secret is ever written into a config.
+///
+/// # Errors
+/// [`StackError::Topology`] for an unset env var; [`StackError::Io`] when the file can't be written.
+pub fn ensure_secret(r: &SecretRef, state_dir: &Path) -> Result<Secret, StackError> {
+    if let Some(path) = r.file_path(state_dir) {
+        if !path.exists() {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                fs::set_permissions(parent, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| io(parent, e))?;
+            }
+            let value = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+            write_private(&path, &format!("{value}\n"))?;
+        }
+    }
+    Ok(r.resolve(state_dir)?)
+}
+
+/// Creates the state directory layout.
+///
+/// # Errors
+/// [`StackError::Io`].
+pub fn dirs(state_dir: &Path, services: &[Service]) -> Result<(), StackError> {
+    for d in ["run", "log"] {
+        let p = state_dir.join(d);
+        fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+    }
+    for s in services {
+        fs::create_dir_all(&s.dir).map_err(|e| io(&s.dir, e))?;
+        fs::set_permissions(&s.dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io(&s.dir, e))?;
+    }
+    Ok(())
+}
+
+/// Renders and writes the config files of one service.
+///
+/// # Errors
+/// [`StackError::Io`], or [`StackError::Config`] when `haproxy -c` refuses the rendered file.
+pub fn configs(t: &Topology, svc: &Service, ch_password_hash: &str) -> Result<(), StackError> {
+    match svc.role {
+        Role::Keeper => {
+            let node = t.keeper_nodes().into_iter().find(|k| k.name == svc.name);
+            let Some(node) = node else { return Ok(()) };
+            let data = svc.dir.join("data");
+            fs::create_dir_all(&data).map_err(|e| io(&data, e))?;
+            let myid = data.join("myid");
+            fs::write(&myid, format!("{}\n", node.id)).map_err(|e| io(&myid, e))?;
+            write_private(&svc.dir.join("zoo.cfg"), &keeper::zoo_cfg(t, &node, &data))
+        }
+        Role::ClickHouse => {
+            let node = t
+                .clickhouse_nodes()
+                .into_iter()
+                .find(|n| n.name == svc.name);
+            let Some(node) = node else { return Ok(()) };
+            let root = clickhouse::ConfigRoot::Yandex;
+            let cx = clickhouse::NodeContext {
+                dir: &svc.dir,
+                addressing: Addressing::Local,
+                root,
+            };
+            for sub in ["data", "tmp", "log", "user_files", "format_schemas"] {
+                let p = svc.dir.join(sub);
+                fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+            }
+            write_private(
+                &svc.dir.join("config.xml"),
+                &clickhouse::config_xml(t, &node, cx),
+            )?;
+            let users = clickhouse::users_xml(t, ch_password_hash, Addressing::Local, root);
+            write_private(&svc.dir.join("users.xml"), &users)
+        }
+        Role::Haproxy => {
+            let path = svc.dir.join("haproxy.cfg");
+            write_private(&path, &haproxy::haproxy_cfg(t, Addressing::Local))?;
+            check_haproxy(&path)
+        }
+        Role::Postgres => Ok(()),
+    }
+}
+
+/// Runs `haproxy -c -f path`.
+///
+/// # Errors
+/// [`StackError::Config`] with HAProxy's message.
+pub fn check_haproxy(path: &Path) -> Result<(), StackError> {
+    let out = Command::new(bin::HAPROXY)
+        .args(["-c", "-q", "-f"])
+        .arg(path)
+        .output()
+        .map_err(|e| StackError::Config {
+            file: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(StackError::Config {
+        file: path.to_owned(),
+        reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    })
+}
+
+/// Creates PostgreSQL's data directory with `initdb` (once): owned by `postgres`, superuser role
+/// named after `postgres.user` with SCRAM password auth, loopback only.
+///
+/// # Errors
+/// [`StackError::Start`] naming `postgres` with initdb's output.
+pub fn init_postgres(t: &Topology, svc: &Service, password: &Secret) -> Result<(), StackError> {
+    let data = svc.dir.join("data");
+    if data.join("PG_VERSION").exists() {
+        return Ok(());
+    }
+    let fail = |reason: String| StackError::Start {
+        service: svc.name.clone(),
+        reason,
+    };
+    let user = User::from_name("postgres").ok().flatten().ok_or_else(|| {
+        fail("system user `postgres` does not exist (is postgresql-15 installed?)".into())
+    })?;
+    for sub in ["data", "socket"] {
+        let p = svc.dir.join(sub);
+        fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
+        chown(&p, Some(user.uid), Some(user.gid))
+            .map_err(|e| fail(format!("chown {}: {e}", p.display())))?;
+    }
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).map_err(|e| io(&data, e))?;
+    let pwfile = svc.dir.join("socket").join(".initdb-pw");
+    write_private(&pwfile, password.expose())?;
+    chown(&pwfile, Some(user.uid), Some(user.gid)).map_err(|e| fail(e.to_string()))?;
+    let out = Command::new(format!("{}/initdb", bin::PG_BIN))
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ])
+        .arg(format!("--username={}", t.postgres.user))
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .current_dir(&svc.dir)
+        .output();
+    let _ = fs::remove_file(&pwfile);
+    let out = out.map_err(|e| fail(format!("cannot run initdb: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Health probes, one per role: each answers "healthy, and which version" or says what is wrong.
+
+use std::time::Duration;
+
+use chgate_clickhouse_http::{Client, ClientConfig};
+use chgate_topology::{Secret, Topology};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The outcome of a probe.
+pub type Probe = Result<String, String>;
+
+/// A ClickHouse client for the node listening on `http_port`.
+///
+/// # Errors
+/// A message when the HTTP client cannot be built.
+pub fn clickhouse_client(
+    t: &Topology,
+    http_port: u16,
+    password: &Secret,
+) -> Result<Client, String> {
+    let url = format!("http://{}:{http_port}", t.network.listen);
+    let mut cfg = ClientConfig::new(url, t.clickhouse.user.clone(), password.clone());
+    cfg.timeout = Duration::from_secs(10);
+    Client::new(cfg).map_err(|e| e.to_string())
+}
+
+/// `SELECT version()` answers and `system.clusters` lists every host of the cluster.
+pub async fn clickhouse(t: &Topology, client: &Client) -> Probe {
+    let version = client.version().await.map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT count() FROM system.clusters WHERE cluster = {}",
+        chgate_clickhouse_http::quote(&t.cluster.name)
+    );
+    let hosts: u32 = client
+        .query(&sql)
+        .await
+        .map_err(|e| e.to_string())?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let want = t.cluster.shards * t.cluster.replicas;
+    if hosts != want {
+        return Err(format!(
+            "system.clusters lists {hosts} hosts of cluster {}, want {want}",
+            t.cluster.name
+        ));
+    }
+    Ok(version.to_string())
+}
+
+/// Sends a ZooKeeper four-letter word and returns the reply.
+///
+/// # Errors
+/// A message naming the port when the node does not answer.
+pub async fn four_letter_word(host: &str, port: u16, word: &str) -> Result<String, String> {
+    let io = async {
+        let mut s = TcpStream::connect((host, port)).await?;
+        s.write_all(word.as_bytes()).await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), io).await {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(format!("keeper {host}:{port}: {e}")),
+        Err(_) => Err(format!(
+            "keeper {host}:{port}: no answer to `{word}` within 3s"
+        )),
+    }
+}
+
+/// Mode (`leader` / `follower`) and version of a ZooKeeper node, from `srvr`.
+pub async fn keeper(host: &str, port: u16) -> Result<(String, String), String> {
+    let text = four_letter_word(host, port, "srvr").await?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    match field("Mode:") {
+        Some(mode) if mode == "leader" || mode == "follower" || mode == "standalone" => {
+            let version = field("Zookeeper version:").unwrap_or_default();
+            let version = version
+                .split([',', '-'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            Ok((mode, version))
+        }
+        _ => Err(format!(
+            "keeper {host}:{port} is not serving: {}",
+            text.lines().next().unwrap_or("no reply")
+        )),
+    }
+}
+
+/// PostgreSQL accepts a password login and answers `SHOW server_version`.
+pub async fn postgres(t: &Topology, password: &Secret) -> Probe {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(t.network.listen.to_string())
+        .port(t.postgres_port())
+        .user(&t.postgres.user)
+        .password(password.expose())
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(3));
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    let task = tokio::spawn(conn);
+    let row = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| format!("postgres: {e}"));
+    task.abort();
+    let v: String = row?.get(0);
+    Ok(v.split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// HAProxy's stats page answers.
+pub async fn haproxy(host: &str, stats_port: u16) -> Probe {
+    let io = async {
+        let mut s = TcpStream::connect((host, stats_port)).await?;
+        s.write_all(b"GET /;csv HTTP/1.0\r\n\r\n").await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), io).await {
+        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => {
+            Ok(haproxy_version())
+        }
+        Ok(Ok(text)) => Err(format!(
+            "haproxy stats: {}",
+            text.lines().next().unwrap_or("empty reply")
+        )),
+        Ok(Err(e)) => Err(format!("haproxy stats {host}:{stats_port}: {e}")),
+        Err(_) => Err(format!(
+            "haproxy stats {host}:{stats_port}: no answer within 3s"
+        )),
+    }
+}
+
+/// `haproxy -v`'s version number, or `unknown`.
+fn haproxy_version() -> String {
+    std::process::Command::new(crate::plan::bin::HAPROXY)
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split_whitespace()
+                .skip_while(|w| *w != "version")
+                .nth(1)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

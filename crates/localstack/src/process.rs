@@ -1,0 +1,219 @@
+//! Starting and stopping rig processes through pid files; never by process name.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
+
+use crate::plan::{Service, StopSignal};
+use crate::StackError;
+
+/// What the pid file says about a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidState {
+    /// No pid file.
+    Absent,
+    /// Pid file names a live process whose command line carries the service's marker.
+    Running(i32),
+    /// Pid file exists but its process is gone (or the pid now belongs to something else).
+    Stale,
+}
+
+fn cmdline_has(pid: i32, marker: &str) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            let text: String = raw
+                .iter()
+                .map(|&b| if b == 0 { ' ' } else { char::from(b) })
+                .collect();
+            text.contains(marker)
+        })
+        .unwrap_or(false)
+}
+
+/// Reads the pid file and checks the process.
+pub fn pid_state(svc: &Service, state_dir: &Path) -> PidState {
+    let Ok(text) = fs::read_to_string(svc.pid_file(state_dir)) else {
+        return PidState::Absent;
+    };
+    match text.trim().parse::<i32>() {
+        Ok(pid) if pid > 0 && cmdline_has(pid, &svc.marker()) && !is_zombie(pid) => {
+            PidState::Running(pid)
+        }
+        _ => PidState::Stale,
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Starts `svc` detached (own process group, stdout/stderr to its log file) and writes its pid.
+///
+/// # Errors
+/// [`StackError::Start`] naming the service when the program cannot be spawned.
+pub fn spawn(svc: &Service, state_dir: &Path, env: &[(&str, &str)]) -> Result<i32, StackError> {
+    let err = |reason: String| StackError::Start {
+        service: svc.name.clone(),
+        reason,
+    };
+    let log_path = svc.log_file(state_dir);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| err(format!("cannot open log {}: {e}", log_path.display())))?;
+    let log2 = log.try_clone().map_err(|e| err(e.to_string()))?;
+    let (program, args) = svc
+        .argv
+        .split_first()
+        .ok_or_else(|| err("empty command".into()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&svc.dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(user) = &svc.run_as {
+        let u = User::from_name(user)
+            .ok()
+            .flatten()
+            .ok_or_else(|| err(format!("system user `{user}` does not exist")))?;
+        cmd.uid(u.uid.as_raw())
+            .gid(u.gid.as_raw())
+            .env("HOME", &u.dir);
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| err(format!("cannot run {program}: {e}")))?;
+    let pid = i32::try_from(child.id()).map_err(|e| err(e.to_string()))?;
+    // The child is reaped by init once we exit; we track it through the pid file, not the handle.
+    drop(child);
+    // Until exec completes, /proc/PID/cmdline is still ours: wait for the marker so the pid file
+    // is never judged stale because it was read too early.
+    let start = Instant::now();
+    while !cmdline_has(pid, &svc.marker()) {
+        if !alive(pid) {
+            return Err(err(format!(
+                "exited right after start; see {}",
+                log_path.display()
+            )));
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid_file = svc.pid_file(state_dir);
+    fs::write(&pid_file, format!("{pid}\n"))
+        .map_err(|e| err(format!("cannot write {}: {e}", pid_file.display())))?;
+    Ok(pid)
+}
+
+/// Whether a process is still alive (and not a zombie).
+pub fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
+}
+
+/// Stops `svc` if its pid file names a live process of ours: the clean signal, then SIGKILL after
+/// `grace`. Removes the pid file. Returns whether a process was stopped.
+///
+/// # Errors
+/// [`StackError::Stop`] when the process survives SIGKILL.
+pub fn stop(svc: &Service, state_dir: &Path, grace: Duration) -> Result<bool, StackError> {
+    let pid_file = svc.pid_file(state_dir);
+    let PidState::Running(pid) = pid_state(svc, state_dir) else {
+        let _ = fs::remove_file(&pid_file);
+        return Ok(false);
+    };
+    let signal = match svc.stop_signal {
+        StopSignal::Term => Signal::SIGTERM,
+        StopSignal::Int => Signal::SIGINT,
+    };
+    let _ = kill(Pid::from_raw(pid), signal);
+    if !wait_exit(pid, grace) {
+        tracing::warn!(service = %svc.name, pid, "did not stop in time, sending SIGKILL");
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        if !wait_exit(pid, Duration::from_secs(5)) {
+            return Err(StackError::Stop {
+                service: svc.name.clone(),
+                pid,
+            });
+        }
+    }
+    let _ = fs::remove_file(&pid_file);
+    Ok(true)
+}
+
+fn wait_exit(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    !alive(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Role;
+
+    fn sleeper(dir: &Path) -> Service {
+        Service {
+            role: Role::Haproxy,
+            name: "sleeper".into(),
+            dir: dir.join("sleeper"),
+            // The marker (its dir) must be in argv: pass it as a harmless extra argument.
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "sleep 30".into(),
+                format!("{}/", dir.join("sleeper").display()),
+            ],
+            ports: vec![],
+            run_as: None,
+            stop_signal: StopSignal::Term,
+        }
+    }
+
+    #[test]
+    fn spawn_stop_and_stale_pid_files() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let st = tmp.path();
+        for d in ["run", "log", "sleeper"] {
+            fs::create_dir_all(st.join(d)).expect("mkdir");
+        }
+        let svc = sleeper(st);
+        assert_eq!(pid_state(&svc, st), PidState::Absent);
+        let pid = spawn(&svc, st, &[]).expect("spawns");
+        assert_eq!(pid_state(&svc, st), PidState::Running(pid));
+        assert!(stop(&svc, st, Duration::from_secs(5)).expect("stops"));
+        assert!(!alive(pid));
+        assert_eq!(pid_state(&svc, st), PidState::Absent);
+        // A pid file naming a process that is not ours (our own test process) is stale:
+        // stop must not signal it.
+        fs::write(svc.pid_file(st), format!("{}\n", std::process::id())).expect("write");
+        assert_eq!(pid_state(&svc, st), PidState::Stale);
+        assert!(!stop(&svc, st, Duration::from_secs(1)).expect("no-op"));
+        assert!(!svc.pid_file(st).exists(), "stale pid file removed");
+    }
+}
