@@ -122,8 +122,8 @@ pub async fn run(cmd: LocalCommand, loaded: &LoadedTopology) -> anyhow::Result<E
 
 fn print_table(r: &StatusReport) {
     println!(
-        "{:<11} {:<10} {:>8}  {:<34} {:<8} {}",
-        "ROLE", "NAME", "PID", "PORTS", "HEALTHY", "VERSION / DETAIL"
+        "{:<11} {:<10} {:>8}  {:<40} {:<8} VERSION / DETAIL",
+        "ROLE", "NAME", "PID", "PORTS", "HEALTHY"
     );
     for s in &r.services {
         let ports: Vec<String> = s.ports.iter().map(|(n, p)| format!("{n}:{p}")).collect();
@@ -134,7 +134,7 @@ fn print_table(r: &StatusReport) {
             .or_else(|| s.detail.clone())
             .unwrap_or_default();
         println!(
-            "{:<11} {:<10} {:>8}  {:<34} {:<8} {}",
+            "{:<11} {:<10} {:>8}  {:<40} {:<8} {}",
             format!("{:?}", s.role).to_lowercase(),
             s.name,
             pid,

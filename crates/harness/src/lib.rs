@@ -26,6 +26,7 @@ pub struct Rig {
 }
 
 static RIG: OnceCell<Rig> = OnceCell::const_new();
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The topology file the harness uses.
@@ -128,6 +129,13 @@ impl Rig {
             std::process::id(),
             rand::random::<u16>()
         )
+    }
+
+    /// Serialises tests that stop or restart processes (or assert on the whole rig's process set)
+    /// within this test process. Tests that only read and write their own database need no guard:
+    /// they must keep working while one node is down anyway.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'static, ()> {
+        EXCLUSIVE.lock().await
     }
 
     /// Stops one service (`ch-s1r2`, `keeper-2`, ...) for a fault test.

@@ -141,7 +141,7 @@ pub struct PostgresSection {
 }
 
 /// `[haproxy]`: the load balancer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HaproxySection {
     /// Front port for the gateways. Default `base_port + 428`.
@@ -245,16 +245,6 @@ impl Default for PostgresSection {
             database: "chgate".into(),
             grafana_database: "grafana".into(),
             password: SecretRef::File("secrets/postgres_password".into()),
-        }
-    }
-}
-
-impl Default for HaproxySection {
-    fn default() -> Self {
-        HaproxySection {
-            gateway_port: None,
-            grafana_port: None,
-            stats_port: None,
         }
     }
 }

@@ -53,7 +53,7 @@ fn check_counts(t: &Topology) -> Result<(), TopologyError> {
             ));
         }
     }
-    if t.keeper.nodes % 2 == 0 {
+    if t.keeper.nodes.is_multiple_of(2) {
         return Err(invalid(
             "keeper.nodes",
             format!(

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/property tests, chdb oracle tests and live tests
+# against the test rig (crates/harness/rig.toml: base port 28000, state in /tmp/chgate-test-rig),
+# which this script starts first and stops at the end.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+SECONDS=0
+ensure_debian_packages
+if ! python3 -c 'import chdb' 2>/dev/null; then
+    step "installing the modern-ClickHouse oracle (pip install chdb-core)"
+    python3 -m pip install -q chdb-core
+fi
+if [ -f grafana-provisioning/schema-check/package.json ] && [ ! -d grafana-provisioning/schema-check/node_modules ]; then
+    step "installing dashboard schema checker (npm ci)"
+    (cd grafana-provisioning/schema-check && npm ci --silent --no-audit --no-fund)
+fi
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+build_chgate
+RIG=crates/harness/rig.toml
+trap '"$CHGATE" --config "$RIG" local down >&2 || true' EXIT
+step "starting the test rig"
+"$CHGATE" --config "$RIG" local up --timeout 240
+step "cargo test --workspace"
+cargo test --locked --workspace -- --test-threads 4
+step "all tests passed in ${SECONDS}s"
