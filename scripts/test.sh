@@ -20,7 +20,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 build_chgate
-RIG=crates/harness/rig.toml
+# CHGATE_TEST_TOPOLOGY points the harness (and this script) at another rig, e.g. to run two
+# suites side by side; the default is the harness's own rig.toml.
+RIG="${CHGATE_TEST_TOPOLOGY:-crates/harness/rig.toml}"
+export CHGATE_TEST_TOPOLOGY="$(cd "$(dirname "$RIG")" && pwd)/$(basename "$RIG")"
 trap '"$CHGATE" --config "$RIG" local down >&2 || true' EXIT
 step "starting the test rig"
 "$CHGATE" --config "$RIG" local up --timeout 240
