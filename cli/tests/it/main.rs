@@ -3,8 +3,15 @@
 use std::process::Command;
 
 fn chgate(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chgate")).args(args).output().expect("runs chgate");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_chgate"))
+        .args(args)
+        .output()
+        .expect("runs chgate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -28,13 +35,19 @@ fn zero_replicas_is_rejected_naming_the_field() {
 fn port_clash_is_rejected_naming_both_fields() {
     let (ok, out) = with_topology("[postgres]\nport = 18404\n", &["local", "status"]);
     assert!(!ok, "must fail: {out}");
-    assert!(out.contains("postgres.port") && out.contains("haproxy.stats_port"), "{out}");
+    assert!(
+        out.contains("postgres.port") && out.contains("haproxy.stats_port"),
+        "{out}"
+    );
 }
 
 #[test]
 fn inline_secret_is_rejected_without_echoing_it() {
     let (ok, out) = with_topology("[clickhouse]\npassword = \"hunter2\"\n", &["topology"]);
-    assert!(!ok && out.contains("inline secrets are not allowed"), "{out}");
+    assert!(
+        !ok && out.contains("inline secrets are not allowed"),
+        "{out}"
+    );
     assert!(!out.contains("hunter2"), "{out}");
 }
 
@@ -43,7 +56,10 @@ fn the_shipped_example_prints_the_default_layout() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../chgate.toml");
     let (ok, out) = chgate(&["--config", example, "topology"]);
     assert!(ok, "{out}");
-    assert!(out.contains("ch-s2r2") && out.contains("http 18124"), "{out}");
+    assert!(
+        out.contains("ch-s2r2") && out.contains("http 18124"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -51,6 +67,9 @@ fn local_help_lists_every_subcommand() {
     let (ok, out) = chgate(&["local", "--help"]);
     assert!(ok, "{out}");
     for sub in ["up", "down", "status", "logs", "stop", "start"] {
-        assert!(out.lines().any(|l| l.trim_start().starts_with(sub)), "missing {sub}: {out}");
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(sub)),
+            "missing {sub}: {out}"
+        );
     }
 }
