@@ -131,6 +131,23 @@ pub fn check(set: &MigrationSet, placeholders: &Placeholders) -> Result<()> {
     })
 }
 
+/// Names of the tables the modern files create (and do not drop again), with placeholders
+/// applied; `verify` expects each on every host.
+pub fn created_tables(set: &MigrationSet, placeholders: &Placeholders) -> BTreeSet<String> {
+    let mut tables: Vec<TableName> = Vec::new();
+    for st in set.migrations.iter().flat_map(|m| &m.modern.statements) {
+        let Ok(sql) = placeholders.apply(&st.sql) else {
+            continue;
+        };
+        let a = analyze(&sql);
+        if let Some(d) = &a.dropped {
+            tables.retain(|t| !t.matches(d));
+        }
+        tables.extend(a.created);
+    }
+    tables.into_iter().map(|t| t.table).collect()
+}
+
 fn lint_chain(files: &[&SqlFile], placeholders: &Placeholders) -> Vec<Finding> {
     let mut tables: Vec<TableName> = Vec::new();
     let mut out = Vec::new();
@@ -486,6 +503,17 @@ mod tests {
             "CREATE TABLE IF NOT EXISTS db.t (c String DEFAULT 'ON CLUSTER x') ENGINE = Memory",
         )]);
         assert_eq!(r, vec![Rule::OnCluster]);
+    }
+
+    #[test]
+    fn created_tables_of_the_shipped_schema() {
+        let set = MigrationSet::embedded().expect("valid");
+        let t = created_tables(&set, &Placeholders::default());
+        let t: Vec<&str> = t.iter().map(String::as_str).collect();
+        assert_eq!(
+            t,
+            vec!["samples", "samples_local", "series", "series_local"]
+        );
     }
 
     #[test]

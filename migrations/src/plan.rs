@@ -87,9 +87,9 @@ pub struct LedgerRow {
 pub fn latest(rows: &[LedgerRow]) -> BTreeMap<u32, LedgerRow> {
     let mut out: BTreeMap<u32, LedgerRow> = BTreeMap::new();
     for r in rows {
-        let newer = out.get(&r.version).map_or(true, |o| {
-            (r.fencing_token, r.event_seq) > (o.fencing_token, o.event_seq)
-        });
+        let newer = out
+            .get(&r.version)
+            .is_none_or(|o| (r.fencing_token, r.event_seq) > (o.fencing_token, o.event_seq));
         if newer {
             out.insert(r.version, r.clone());
         }

@@ -182,7 +182,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, TokenizeError> {
     let mut out = Vec::new();
     for part in tokens.split(|t| t.is_punct(';')) {
         let mut sig = part.iter().filter(|t| t.is_significant());
-        let (Some(first), last) = (sig.next(), sig.last()) else {
+        let (Some(first), last) = (sig.next(), sig.next_back()) else {
             continue;
         };
         let last = last.unwrap_or(first);
