@@ -242,6 +242,7 @@ impl Stack {
         ch: &Secret,
         pg: &Secret,
     ) -> Result<i32, StackError> {
+        self.ports_free(svc)?;
         prepare::configs(&self.topology, svc, &ch.sha256_hex())?;
         if svc.role == Role::Postgres {
             prepare::init_postgres(&self.topology, svc, pg)?;
@@ -251,6 +252,24 @@ impl Stack {
             _ => vec![],
         };
         process::spawn(svc, &self.state_dir, &env)
+    }
+
+    /// Refuses to start a process whose port is taken (e.g. by a process whose pid file was lost),
+    /// instead of letting it fail later or, with SO_REUSEPORT, bind twice.
+    fn ports_free(&self, svc: &Service) -> Result<(), StackError> {
+        let ip = self.topology.network.listen;
+        for (name, port) in &svc.ports {
+            if std::net::TcpListener::bind((ip, *port)).is_err() {
+                return Err(StackError::Start {
+                    service: svc.name.clone(),
+                    reason: format!(
+                        "port {port} ({name}) on {ip} is already in use by a process this rig did not \
+                         start (or whose pid file is gone); stop it or change the topology's ports"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Stops every process of ours (reverse start order). Returns the names stopped.
