@@ -34,7 +34,7 @@ pub fn bootstrap_sql(c: &Cluster) -> Vec<String> {
         format!("CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {on}"),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.{TABLE} ON CLUSTER {on} (\
-             version UInt32, name String, variant String, checksum String, \
+             version UInt32, name String, variant String, checksum String, done_checksum String, \
              statements_total UInt32, statement_index UInt32, status String, \
              pending_hosts Array(String), ddl_tasks Array(String), error String, \
              applied_by String, fencing_token UInt64, event_seq UInt32, \
@@ -70,7 +70,7 @@ pub async fn read(c: &Cluster, node: &Node) -> Result<Option<Vec<LedgerRow>>> {
     let rows = node
         .client
         .rows::<LedgerRow>(&format!(
-            "SELECT version, name, variant, checksum, statements_total, statement_index, status, \
+            "SELECT version, name, variant, checksum, done_checksum, statements_total, statement_index, status, \
              pending_hosts, ddl_tasks, error, applied_by, fencing_token, event_seq, \
              toString(event_time) AS event_time, duration_ms FROM {table} \
              ORDER BY version, fencing_token, event_seq"
@@ -105,7 +105,7 @@ pub async fn max_fencing_token(c: &Cluster, node: &Node) -> Result<u64> {
 pub async fn append(c: &Cluster, node: &Node, row: &LedgerRow) -> Result<()> {
     let quorum = c.nodes.len().min(2).to_string();
     let insert = format!(
-        "INSERT INTO {}.{TABLE} (version, name, variant, checksum, statements_total, \
+        "INSERT INTO {}.{TABLE} (version, name, variant, checksum, done_checksum, statements_total, \
          statement_index, status, pending_hosts, ddl_tasks, error, applied_by, fencing_token, \
          event_seq, duration_ms) FORMAT JSONEachRow",
         quote_ident(&c.database)
@@ -150,6 +150,7 @@ mod tests {
             name: "a".into(),
             variant: "modern".into(),
             checksum: "sha256:x".into(),
+            done_checksum: String::new(),
             statements_total: 2,
             statement_index: 1,
             status: Status::Progress,

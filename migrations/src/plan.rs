@@ -15,7 +15,7 @@ use chgate_clickhouse_http::ServerVersion;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::source::{Migration, MigrationSet, SqlFile, Variant};
+use crate::source::{prefix_checksum, Migration, MigrationSet, SqlFile, Variant};
 use crate::sql::Statement;
 
 /// Status of a ledger event.
@@ -58,6 +58,9 @@ pub struct LedgerRow {
     pub variant: String,
     /// Checksum of the variant's file.
     pub checksum: String,
+    /// Checksum of the statements done so far ([`crate::source::prefix_checksum`]).
+    #[serde(default)]
+    pub done_checksum: String,
     /// Statements in the file.
     pub statements_total: u32,
     /// Statements completed so far (the next to run has this 0-based index).
@@ -209,7 +212,10 @@ fn check_ledger_against_source(
             name: row.name.clone(),
         })?;
         let file = recorded_file(m, row)?;
-        if file.checksum != row.checksum {
+        let finished = matches!(row.status, Status::Applied | Status::Pending);
+        let fixed_after_failure =
+            !finished && prefix_checksum(file, row.statement_index as usize) == row.done_checksum;
+        if file.checksum != row.checksum && !fixed_after_failure {
             return Err(Error::ChecksumDrift {
                 file: file.file_name.clone(),
                 version: *version,
@@ -370,6 +376,7 @@ mod tests {
             name: m.name.clone(),
             variant: variant.as_str().into(),
             checksum: f.checksum.clone(),
+            done_checksum: prefix_checksum(f, idx as usize),
             statements_total: f.statements.len() as u32,
             statement_index: idx,
             status,
@@ -462,6 +469,33 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains(&s.migrations[1].modern.checksum), "{msg}");
+    }
+
+    #[test]
+    fn a_failed_version_may_be_fixed_after_the_failed_statement_but_not_before() {
+        let s = set();
+        let failed = row(&s, 2, Variant::Modern, Status::Failed, 1);
+        let edit = |text: &str| {
+            let mut files: Vec<(String, String)> = s
+                .files()
+                .map(|(_, _, f)| (f.file_name.clone(), f.text.clone()))
+                .collect();
+            files.retain(|(n, _)| n != "V2__b.sql");
+            files.push(("V2__b.sql".into(), text.into()));
+            MigrationSet::from_files(&files).expect("valid")
+        };
+        let fixed = edit("T1; T2 fixed");
+        let applied = row(&s, 1, Variant::Modern, Status::Applied, 3);
+        let l = ledger(vec![applied.clone(), failed.clone()]);
+        let p = plan(&fixed, &l, v("26.1"), None).expect("fix allowed");
+        assert_eq!(p.steps[0].statements[0].sql, "T2 fixed");
+        let broken = edit("T1 changed; T2");
+        let err = plan(&broken, &ledger(vec![applied, failed]), v("26.1"), None)
+            .expect_err("ran already");
+        assert!(
+            matches!(err, Error::ChecksumDrift { version: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]

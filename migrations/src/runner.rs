@@ -18,7 +18,7 @@ use crate::lint;
 use crate::lock::{Holder, KeeperLock, LockSettings, DEFAULT_LOCK_PATH};
 use crate::plan::{self, LedgerRow, Plan, Status, StatusLine, Step, StepKind};
 use crate::preflight::{self, HostCheck};
-use crate::source::MigrationSet;
+use crate::source::{prefix_checksum, MigrationSet};
 use crate::sql::{Placeholders, DEFAULT_TTL_DAYS};
 
 /// Everything a command needs besides the topology.
@@ -486,6 +486,7 @@ impl Run<'_> {
             name: s.name.clone(),
             variant: s.variant.as_str().to_owned(),
             checksum: s.checksum.clone(),
+            done_checksum: self.done_checksum(s, index),
             statements_total: u32::try_from(s.statements_total).unwrap_or(u32::MAX),
             statement_index: u32::try_from(index).unwrap_or(u32::MAX),
             status,
@@ -498,6 +499,14 @@ impl Run<'_> {
             event_time: String::new(),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
+    }
+
+    fn done_checksum(&self, s: &Step, index: usize) -> String {
+        self.m
+            .set
+            .get(s.version)
+            .and_then(|m| m.file(s.variant))
+            .map_or_else(String::new, |f| prefix_checksum(f, index))
     }
 
     async fn write(&self, row: &LedgerRow) -> Result<()> {

@@ -120,6 +120,19 @@ pub fn checksum(text: &str) -> String {
     )
 }
 
+/// Checksum of the first `n` statements of `file` (their text joined by `;\n`): lets a version
+/// that failed at statement `n + 1` be fixed and resumed, while an edit of a statement that
+/// already ran is still drift.
+pub fn prefix_checksum(file: &SqlFile, n: usize) -> String {
+    let done: Vec<&str> = file
+        .statements
+        .iter()
+        .take(n)
+        .map(|s| s.sql.as_str())
+        .collect();
+    checksum(&done.join(";\n"))
+}
+
 /// A parsed file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileName {
