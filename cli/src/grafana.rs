@@ -62,7 +62,7 @@ pub enum GrafanaCommand {
         #[arg(long)]
         provisioning_dir: Option<PathBuf>,
         /// Directory relative `{ file = .. }` secrets resolve against inside grafana.ini.
-        /// Default: `/run/secrets/chgate` for pods, the state directory for local.
+        /// Default: `/etc/chgate` for pods, the state directory for local.
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
     },
@@ -156,7 +156,11 @@ pub async fn run(cmd: GrafanaCommand, loaded: &LoadedTopology) -> anyhow::Result
     }
 }
 
-fn spec(loaded: &LoadedTopology, target: Target, need_password: bool) -> anyhow::Result<DatasourceSpec> {
+fn spec(
+    loaded: &LoadedTopology,
+    target: Target,
+    need_password: bool,
+) -> anyhow::Result<DatasourceSpec> {
     let t = &loaded.topology;
     let password = if need_password {
         t.clickhouse
@@ -205,7 +209,10 @@ async fn provision(
             out.drift.len()
         ),
         (Mode::Apply, Some(v), _) => {
-            println!("datasource {} in {}: written, version {v} ({secrets})", out.uid, pg.label);
+            println!(
+                "datasource {} in {}: written, version {v} ({secrets})",
+                out.uid, pg.label
+            );
         }
         (Mode::Apply, None, _) => println!("datasource {} in {}: unchanged", out.uid, pg.label),
     }

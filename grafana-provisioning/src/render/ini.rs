@@ -32,12 +32,12 @@ pub struct IniSettings {
 
 impl IniSettings {
     /// Settings for pods: provisioning at `/etc/grafana/provisioning` (the official image's
-    /// default), secrets mounted under `/run/secrets/chgate`.
+    /// default); the topology's state directory (holding `secrets/`) mounted at `/etc/chgate`.
     pub fn pods() -> Self {
         IniSettings {
             addressing: Addressing::Pods,
             provisioning_dir: PathBuf::from("/etc/grafana/provisioning"),
-            secrets_dir: PathBuf::from("/run/secrets/chgate"),
+            secrets_dir: PathBuf::from("/etc/chgate"),
         }
     }
 }

@@ -1,0 +1,337 @@
+//! `provision` against Grafana's real table layout in a fresh database on the rig's PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use chgate_grafana::store::plan::{Drift, PasswordDrift, SecretsDrift};
+use chgate_grafana::{provision, GrafanaError, Mode, Outcome, WaitSettings};
+use chgate_topology::Secret;
+
+use crate::common::{
+    captured_logs, create_tables, fresh_db, py_decrypt, rig_secret_key, rig_spec, Layout, TestDb,
+};
+
+const NO_WAIT: WaitSettings = WaitSettings {
+    wait: Duration::ZERO,
+    poll: Duration::from_millis(100),
+};
+
+async fn run(
+    db: &TestDb,
+    spec: &chgate_grafana::DatasourceSpec,
+    key: &Secret,
+    mode: Mode,
+) -> Outcome {
+    provision(&db.target, spec, key, mode, NO_WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("provision: {e}"))
+}
+
+#[tokio::test]
+async fn twice_is_one_row_same_version_and_a_port_change_bumps_the_version() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (mut spec, key) = (rig_spec(rig), rig_secret_key(rig));
+
+    let first = run(&db, &spec, &key, Mode::Apply).await;
+    assert_eq!(first.written_version, Some(1));
+    assert_eq!(
+        first.drift,
+        vec![Drift::Missing, Drift::Secrets(SecretsDrift::Missing)]
+    );
+    let rows = db.datasources().await;
+    assert_eq!(rows.len(), 1);
+    let (id, uid, _, version) = rows[0].clone();
+    assert_eq!((uid.as_str(), version), (spec.uid.as_str(), 1));
+    let stored = db.stored_password_text().await;
+
+    let second = run(&db, &spec, &key, Mode::Apply).await;
+    assert_eq!(
+        second.written_version, None,
+        "second run must change nothing"
+    );
+    assert!(second.drift.is_empty(), "{:?}", second.drift);
+    assert_eq!(db.datasources().await, rows, "row untouched");
+    assert_eq!(
+        db.stored_password_text().await,
+        stored,
+        "ciphertext not rewritten"
+    );
+
+    spec.port += 1;
+    let third = run(&db, &spec, &key, Mode::Apply).await;
+    assert_eq!(third.written_version, Some(2));
+    assert!(matches!(&third.drift[..], [Drift::Field { field, .. }] if field == "jsonData.port"));
+    let after = db.datasources().await;
+    assert_eq!(
+        after,
+        vec![(id, uid, spec.name.clone(), 2)],
+        "same id and uid, version + 1"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn stored_password_decrypts_independently_in_both_tables_and_no_plaintext_is_stored() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    run(&db, &spec, &key, Mode::Apply).await;
+
+    let pw = spec.password.expose();
+    let text = db.stored_password_text().await;
+    assert_eq!(py_decrypt(key.expose(), &text, "secure_json_data"), pw);
+    let secrets = db.secrets().await;
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].0, spec.name, "namespace is the datasource name");
+    let json = py_decrypt(key.expose(), &secrets[0].1, "secrets_table");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("secrets value is JSON");
+    assert_eq!(v, serde_json::json!({ "password": pw }));
+
+    let everything = db.all_rows_text().await;
+    assert!(!everything.contains(pw), "plaintext password stored");
+    assert!(!everything.contains(key.expose()), "secret_key stored");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn missing_tables_wait_then_fail_plainly_and_are_never_created() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Empty).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let wait = WaitSettings {
+        wait: Duration::from_secs(2),
+        poll: Duration::from_millis(200),
+    };
+    let start = Instant::now();
+    let err = provision(&db.target, &spec, &key, Mode::Apply, wait)
+        .await
+        .expect_err("no Grafana tables");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1800),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(err, GrafanaError::TablesMissing { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Grafana's tables do not exist") && msg.contains(&db.name),
+        "{msg}"
+    );
+    let tables = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(
+        tables.get::<_, i64>(0),
+        0,
+        "provision must not create Grafana's tables"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn tables_appearing_during_the_wait_are_used() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Empty).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let wait = WaitSettings {
+        wait: Duration::from_secs(20),
+        poll: Duration::from_millis(200),
+    };
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        create_tables(&db.client, Layout::Full).await;
+    };
+    let (out, ()) = tokio::join!(provision(&db.target, &spec, &key, Mode::Apply, wait), late);
+    assert_eq!(
+        out.expect("provisioned after Grafana started")
+            .written_version,
+        Some(1)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn three_concurrent_runs_leave_exactly_one_row() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let go = || provision(&db.target, &spec, &key, Mode::Apply, NO_WAIT);
+    let (a, b, c) = tokio::join!(go(), go(), go());
+    let outs: Vec<Outcome> = [a, b, c]
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("concurrent run failed: {e}")))
+        .collect();
+    let writes: Vec<_> = outs.iter().filter_map(|o| o.written_version).collect();
+    assert_eq!(
+        writes,
+        vec![1],
+        "exactly one run inserts, the others find it done"
+    );
+    assert_eq!(db.datasources().await.len(), 1);
+    assert_eq!(db.secrets().await.len(), 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn check_reports_drift_without_writing() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (mut spec, key) = (rig_spec(rig), rig_secret_key(rig));
+
+    let out = run(&db, &spec, &key, Mode::Check).await;
+    assert_eq!(
+        out.drift,
+        vec![Drift::Missing, Drift::Secrets(SecretsDrift::Missing)]
+    );
+    assert_eq!(out.written_version, None);
+    assert!(db.datasources().await.is_empty(), "check must not insert");
+
+    run(&db, &spec, &key, Mode::Apply).await;
+    let before = db.all_rows_text().await;
+    spec.port += 7;
+    spec.password = Secret::new("rotated-password");
+    let out = run(&db, &spec, &key, Mode::Check).await;
+    assert!(out
+        .drift
+        .iter()
+        .any(|d| matches!(d, Drift::Field { field, .. } if field == "jsonData.port")));
+    assert!(out
+        .drift
+        .contains(&Drift::Password(PasswordDrift::Different)));
+    assert!(out.drift.contains(&Drift::Secrets(SecretsDrift::Stale)));
+    assert_eq!(db.all_rows_text().await, before, "check must not write");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn rename_keeps_uid_and_moves_the_secrets_row() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (mut spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    run(&db, &spec, &key, Mode::Apply).await;
+    let (id, uid, _, _) = db.datasources().await[0].clone();
+
+    spec.name = "ClickHouse (renamed)".into();
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert_eq!(out.written_version, Some(2));
+    assert_eq!(
+        db.datasources().await,
+        vec![(id, uid, spec.name.clone(), 2)]
+    );
+    let secrets = db.secrets().await;
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert_eq!(secrets[0].0, spec.name, "secret follows the new name");
+    assert!(run(&db, &spec, &key, Mode::Apply).await.drift.is_empty());
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_stale_secrets_row_cannot_win() {
+    // Grafana reads the secrets table before secure_json_data: a leftover row with another
+    // password would silently override ours.
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let stale = chgate_grafana::crypto::encrypt_to_text(
+        br#"{"password":"old-password"}"#,
+        key.expose(),
+        chgate_grafana::crypto::Wrapping::SecretsTable,
+    );
+    for _ in 0..2 {
+        db.client
+            .execute(
+                "INSERT INTO secrets (org_id, namespace, type, value, created, updated) \
+                 VALUES (1, $1, 'datasource', $2, now(), now())",
+                &[&spec.name, &stale],
+            )
+            .await
+            .expect("stale rows");
+    }
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert!(out
+        .drift
+        .contains(&Drift::Secrets(SecretsDrift::Duplicates(2))));
+    let secrets = db.secrets().await;
+    assert_eq!(secrets.len(), 1);
+    let json = py_decrypt(key.expose(), &secrets[0].1, "secrets_table");
+    assert!(json.contains(spec.password.expose()) && !json.contains("old-password"));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_name_held_by_another_uid_is_refused() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    db.client
+        .execute(
+            "INSERT INTO data_source (org_id, version, type, name, access, url, basic_auth, \
+             is_default, json_data, created, updated, uid) \
+             VALUES (1, 1, 'prometheus', $1, 'proxy', '', false, true, '{}', now(), now(), 'someone')",
+            &[&spec.name],
+        )
+        .await
+        .expect("other datasource");
+    let err = provision(&db.target, &spec, &key, Mode::Apply, NO_WAIT)
+        .await
+        .expect_err("name taken");
+    assert!(
+        matches!(&err, GrafanaError::NameTaken { other_uid, .. } if other_uid == "someone"),
+        "{err}"
+    );
+    assert_eq!(db.datasources().await.len(), 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn grafana_without_a_secrets_table_is_provisioned_through_secure_json_data() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::DataSourceOnly).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert!(!out.secrets_table);
+    assert_eq!(out.written_version, Some(1));
+    let text = db.stored_password_text().await;
+    assert_eq!(
+        py_decrypt(key.expose(), &text, "secure_json_data"),
+        spec.password.expose()
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn logs_never_contain_the_password_or_the_secret_key() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (mut spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    run(&db, &spec, &key, Mode::Apply).await;
+    spec.password = Secret::new("second-password-xyz");
+    run(&db, &spec, &key, Mode::Check).await;
+    run(&db, &spec, &key, Mode::Apply).await;
+    // Every test of this binary logs into the same capture: none may leak a secret.
+    let logs = captured_logs();
+    assert!(
+        logs.contains("grafana datasource drift"),
+        "expected drift logs:\n{logs}"
+    );
+    assert!(
+        logs.contains("secure_json_data.password: Different (value not shown)"),
+        "{logs}"
+    );
+    for secret in [
+        rig.clickhouse_password().expose(),
+        "second-password-xyz",
+        key.expose(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the logs:\n{logs}"
+        );
+    }
+    db.drop().await;
+}
