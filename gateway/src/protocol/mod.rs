@@ -1,4 +1,24 @@
 //! Protocol decoders: request bodies → [`Sample`]s for the shipped samples schema.
+//!
+//! Pure code, no sockets: the HTTP handlers hand a (decompressed where the protocol says so)
+//! body to one of the decoders and get samples back, or a [`DecodeError`] whose message tells
+//! the client what to fix.
+//!
+//! - [`remote_write::decode`] — Prometheus remote_write 1.0 (snappy block + protobuf).
+//! - [`influx::decode`] — Influx line protocol; bad lines are reported per line, good lines kept.
+//! - [`otlp::decode_protobuf`] / [`otlp::decode_json`] — OTLP/HTTP metrics.
+//! - [`series::series_key`] / [`series::series_id`] — the `series_id` of migrations/SCHEMA.md.
+//!
+//! The exact mapping of every protocol onto metric names and labels is in `gateway/PROTOCOLS.md`.
+
+mod cityhash;
+mod error;
+pub mod influx;
+pub mod otlp;
+pub mod remote_write;
+pub mod series;
+
+pub use error::DecodeError;
 
 /// One metric sample, as the shipped `samples`/`series` tables store it (see migrations/SCHEMA.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -11,4 +31,57 @@ pub struct Sample {
     pub timestamp_ms: i64,
     /// The value.
     pub value: f64,
+}
+
+/// Replaces every character outside `[a-zA-Z0-9_]` with `_` and prefixes `_` when the name
+/// starts with a digit, so Influx and OTLP names are valid Prometheus metric and label names.
+/// An empty name stays empty (callers reject or drop it).
+pub fn sanitize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    push_sanitized(&mut out, name);
+    out
+}
+
+/// Appends `name` to `out`, sanitized as [`sanitize_name`] does.
+pub(crate) fn push_sanitized(out: &mut String, name: &str) {
+    if out.is_empty() && name.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        out.push('_');
+    }
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        out.push_str(name);
+        return;
+    }
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+}
+
+/// `true` when `name` needs no sanitizing (the common case, checked without allocating).
+pub(crate) fn is_clean_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_replaces_and_prefixes() {
+        assert_eq!(sanitize_name("service.name"), "service_name");
+        assert_eq!(sanitize_name("http-requests/s"), "http_requests_s");
+        assert_eq!(sanitize_name("9lives"), "_9lives");
+        assert_eq!(sanitize_name("ünï"), "_n_");
+        assert_eq!(sanitize_name("ok_Name1"), "ok_Name1");
+        assert_eq!(sanitize_name(""), "");
+        assert!(is_clean_name("ok_1"));
+        assert!(!is_clean_name("1ok"));
+        assert!(!is_clean_name("a.b"));
+        assert!(!is_clean_name(""));
+    }
 }

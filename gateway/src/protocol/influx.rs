@@ -1,0 +1,325 @@
+//! Influx line protocol → samples: `<measurement>_<field>` metrics, tags as labels.
+//!
+//! Parsing is done by the `influxdb-line-protocol` crate (InfluxData's IOx parser, a port of the
+//! Go parser's line splitting and escaping rules); this module numbers the lines, maps parsed
+//! lines onto [`Sample`]s and reports every bad line without dropping the good ones.
+//!
+//! Mapping (details and examples in `gateway/PROTOCOLS.md`):
+//! - metric = `<measurement>_<field>`; a field named `value` maps to just `<measurement>`;
+//!   both parts sanitized to `[a-zA-Z0-9_]`.
+//! - tags → labels (names sanitized, values as-is), sorted by name.
+//! - float, integer (`i`), unsigned (`u`) fields → their value as f64; booleans → 1 / 0;
+//!   string fields are skipped (counted in [`InfluxBatch::skipped_string_fields`]), since a
+//!   sample value is a number.
+//! - timestamp in `precision` units → milliseconds (floor); no timestamp → `now_ms`.
+
+use std::str::FromStr;
+
+use influxdb_line_protocol::{EscapedStr, FieldValue, ParsedLine};
+
+use super::{is_clean_name, push_sanitized, Sample};
+
+/// Unit of the timestamps in a write request (`precision` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// `ns` (v2) or `n` (v1); the default of both APIs.
+    #[default]
+    Nanoseconds,
+    /// `us` (v2) or `u` (v1).
+    Microseconds,
+    /// `ms`.
+    Milliseconds,
+    /// `s`.
+    Seconds,
+    /// `m` (v1 only).
+    Minutes,
+    /// `h` (v1 only).
+    Hours,
+}
+
+/// A `precision` value that is not one of `ns n us u µ ms s m h`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown precision {0:?}: use ns, us, ms or s")]
+pub struct UnknownPrecision(pub String);
+
+impl FromStr for Precision {
+    type Err = UnknownPrecision;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "ns" | "n" => Self::Nanoseconds,
+            "us" | "u" | "µ" => Self::Microseconds,
+            "ms" => Self::Milliseconds,
+            "s" => Self::Seconds,
+            "m" => Self::Minutes,
+            "h" => Self::Hours,
+            other => return Err(UnknownPrecision(other.to_owned())),
+        })
+    }
+}
+
+impl Precision {
+    /// Converts a timestamp in this unit to milliseconds (rounding toward minus infinity);
+    /// `None` when the result does not fit in an i64.
+    pub fn to_ms(self, ts: i64) -> Option<i64> {
+        match self {
+            Self::Nanoseconds => Some(ts.div_euclid(1_000_000)),
+            Self::Microseconds => Some(ts.div_euclid(1_000)),
+            Self::Milliseconds => Some(ts),
+            Self::Seconds => ts.checked_mul(1_000),
+            Self::Minutes => ts.checked_mul(60_000),
+            Self::Hours => ts.checked_mul(3_600_000),
+        }
+    }
+}
+
+/// One rejected line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based line number in the body.
+    pub line: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// The result of decoding one body: samples of the good lines, one error per bad line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InfluxBatch {
+    /// Samples of every good line, in line and field order.
+    pub samples: Vec<Sample>,
+    /// Bad lines, in line order.
+    pub errors: Vec<LineError>,
+    /// String fields seen and skipped (they have no numeric value).
+    pub skipped_string_fields: usize,
+}
+
+/// Decodes a line-protocol body. Blank lines and `#` comments are skipped; every other line
+/// either yields its samples or one [`LineError`]; a bad line never affects the others.
+pub fn decode(body: &str, precision: Precision, now_ms: i64) -> InfluxBatch {
+    let mut batch = InfluxBatch {
+        samples: Vec::with_capacity(body.len() / 40),
+        ..InfluxBatch::default()
+    };
+    let mut line_no = 1;
+    for chunk in influxdb_line_protocol::split_lines(body) {
+        let this_line = line_no;
+        // A quoted string field may hold newlines: keep counting physical lines.
+        line_no += 1 + chunk.bytes().filter(|&b| b == b'\n').count();
+        let chunk = chunk.strip_suffix('\r').unwrap_or(chunk);
+        let trimmed = chunk.trim_start_matches([' ', '\t']);
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let result = match influxdb_line_protocol::parse_lines(trimmed).next() {
+            Some(Ok(parsed)) => map_line(&parsed, precision, now_ms, &mut batch),
+            Some(Err(e)) => Err(describe_parse_error(&e, trimmed)),
+            None => continue,
+        };
+        if let Err(message) = result {
+            batch.errors.push(LineError {
+                line: this_line,
+                message,
+            });
+        }
+    }
+    batch
+}
+
+/// Appends the samples of one parsed line, or says why the line is rejected (then nothing of
+/// it is appended).
+fn map_line(
+    line: &ParsedLine<'_>,
+    precision: Precision,
+    now_ms: i64,
+    batch: &mut InfluxBatch,
+) -> Result<(), String> {
+    let timestamp_ms = match line.timestamp {
+        None => now_ms,
+        Some(ts) => precision
+            .to_ms(ts)
+            .ok_or_else(|| format!("timestamp {ts} is out of range for precision {precision:?}"))?,
+    };
+    let labels = labels(line)?;
+    let measurement = line.series.measurement.as_str();
+    let numeric = line
+        .field_set
+        .iter()
+        .filter(|(_, v)| !matches!(v, FieldValue::String(_)));
+    let count = numeric.clone().count();
+    batch.skipped_string_fields += line.field_set.len() - count;
+    let mut labels = Some(labels);
+    for (i, (field, value)) in numeric.enumerate() {
+        let labels = if i + 1 == count {
+            labels.take().unwrap_or_default()
+        } else {
+            labels.clone().unwrap_or_default()
+        };
+        batch.samples.push(Sample {
+            metric: metric_name(measurement, field),
+            labels,
+            timestamp_ms,
+            value: numeric_value(value),
+        });
+    }
+    Ok(())
+}
+
+/// Tags → labels: names sanitized, sorted, unique; `__name__` is reserved.
+fn labels(line: &ParsedLine<'_>) -> Result<Vec<(String, String)>, String> {
+    let Some(tags) = &line.series.tag_set else {
+        return Ok(Vec::new());
+    };
+    let mut labels: Vec<(String, String)> = Vec::with_capacity(tags.len());
+    for (name, value) in tags {
+        labels.push((label_name(name), value.as_str().to_owned()));
+    }
+    if labels.iter().any(|(n, _)| n == "__name__") {
+        return Err("tag key __name__ is reserved for the metric name".to_owned());
+    }
+    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!(
+                "tag key {:?} appears twice (after replacing characters outside [a-zA-Z0-9_] with _)",
+                w[0].0
+            ));
+        }
+    }
+    Ok(labels)
+}
+
+fn label_name(name: &EscapedStr<'_>) -> String {
+    let name = name.as_str();
+    if is_clean_name(name) {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len() + 1);
+    push_sanitized(&mut out, name);
+    out
+}
+
+/// `<measurement>_<field>`, or `<measurement>` for the field `value`; sanitized.
+fn metric_name(measurement: &str, field: &EscapedStr<'_>) -> String {
+    let field = field.as_str();
+    let mut out = String::with_capacity(measurement.len() + field.len() + 2);
+    push_sanitized(&mut out, measurement);
+    if field != "value" {
+        out.push('_');
+        push_sanitized(&mut out, field);
+    }
+    out
+}
+
+fn numeric_value(value: &FieldValue<'_>) -> f64 {
+    match value {
+        FieldValue::F64(v) => *v,
+        // i64/u64 beyond 2^53 lose precision: the samples table stores Float64.
+        FieldValue::I64(v) => *v as f64,
+        FieldValue::U64(v) => *v as f64,
+        FieldValue::Boolean(b) => f64::from(u8::from(*b)),
+        FieldValue::String(_) => f64::NAN,
+    }
+}
+
+/// The parser's error plus the start of the line, so the client can find it.
+fn describe_parse_error(e: &influxdb_line_protocol::Error, line: &str) -> String {
+    use influxdb_line_protocol::Error as E;
+    let what = match e {
+        E::GenericParsingError { .. } => "invalid line protocol, expected \
+             `measurement[,tag=value...] field=value[,field=value...] [timestamp]`"
+            .to_owned(),
+        other => other.to_string(),
+    };
+    let end = line.char_indices().nth(80).map_or(line.len(), |(i, _)| i);
+    let ellipsis = if end < line.len() { "..." } else { "" };
+    format!("{what} (line: {:?}{ellipsis})", &line[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn maps_fields_tags_and_types() {
+        let body =
+            "cpu,zone=b,host=h1 usage=0.5,value=2i,up=true,n=7u,msg=\"hi\" 1700000000000000000\n";
+        let b = decode(body, Precision::Nanoseconds, 0);
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        assert_eq!(b.skipped_string_fields, 1);
+        let names: Vec<_> = b.samples.iter().map(|s| s.metric.as_str()).collect();
+        assert_eq!(names, ["cpu_usage", "cpu", "cpu_up", "cpu_n"]);
+        let values: Vec<_> = b.samples.iter().map(|s| s.value).collect();
+        assert_eq!(values, [0.5, 2.0, 1.0, 7.0]);
+        for s in &b.samples {
+            assert_eq!(s.labels, l(&[("host", "h1"), ("zone", "b")]));
+            assert_eq!(s.timestamp_ms, 1_700_000_000_000);
+        }
+    }
+
+    #[test]
+    fn escapes_and_sanitizing() {
+        let body = r#"my\ meas,tag\,k=v\ 1\=x fi\=eld=1 5"#;
+        let b = decode(body, Precision::Seconds, 0);
+        assert!(b.errors.is_empty(), "{:?}", b.errors);
+        assert_eq!(b.samples[0].metric, "my_meas_fi_eld");
+        assert_eq!(b.samples[0].labels, l(&[("tag_k", "v 1=x")]));
+        assert_eq!(b.samples[0].timestamp_ms, 5000);
+    }
+
+    #[test]
+    fn precision_and_missing_timestamp() {
+        assert_eq!(Precision::Microseconds.to_ms(1_999), Some(1));
+        assert_eq!(Precision::Nanoseconds.to_ms(-1), Some(-1));
+        assert_eq!(Precision::Hours.to_ms(1), Some(3_600_000));
+        assert_eq!(Precision::Seconds.to_ms(i64::MAX), None);
+        assert_eq!("us".parse::<Precision>(), Ok(Precision::Microseconds));
+        assert!("xs".parse::<Precision>().is_err());
+        let b = decode("m f=1\n", Precision::Seconds, 42);
+        assert_eq!(b.samples[0].timestamp_ms, 42);
+        let b = decode("m f=1 9223372036854775807\n", Precision::Seconds, 42);
+        assert_eq!(b.errors[0].line, 1);
+        assert!(
+            b.errors[0].message.contains("out of range"),
+            "{}",
+            b.errors[0].message
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_numbered_and_do_not_poison() {
+        let body = "# comment\nm f=1 1\n\nm f= 2\r\nm,t=1 s=\"a\nb\",g=2 3\nm f=abc\nm f=4 4\n";
+        let b = decode(body, Precision::Milliseconds, 0);
+        let lines: Vec<_> = b.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [4, 7], "{:?}", b.errors);
+        let ts: Vec<_> = b.samples.iter().map(|s| s.timestamp_ms).collect();
+        assert_eq!(ts, [1, 3, 4]);
+        assert!(
+            b.errors[1].message.contains("m f=abc"),
+            "{}",
+            b.errors[1].message
+        );
+    }
+
+    #[test]
+    fn reserved_and_colliding_tags() {
+        let b = decode(
+            "m,__name__=x f=1\nm,a.b=1,a_b=2 f=1\n",
+            Precision::Seconds,
+            0,
+        );
+        assert_eq!(b.errors.len(), 2);
+        assert!(b.samples.is_empty());
+        assert!(
+            b.errors[1].message.contains("a_b"),
+            "{}",
+            b.errors[1].message
+        );
+    }
+}

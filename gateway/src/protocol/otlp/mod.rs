@@ -1,0 +1,1 @@
+//! OTLP/HTTP metrics (in progress).
