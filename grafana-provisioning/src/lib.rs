@@ -34,7 +34,7 @@ pub enum GrafanaError {
     /// Grafana has not created its tables (it does so at its first start against the database).
     #[error(
         "Grafana's tables do not exist in {target} (table `data_source` missing after waiting \
-         {waited:?}): Grafana creates them the first time it starts against this database, and \
+         {waited:.1?}): Grafana creates them the first time it starts against this database, and \
          chgate never creates them. Start a Grafana instance configured with this database \
          (see `chgate grafana render`), or wait longer with --wait, then run provision again"
     )]

@@ -150,23 +150,23 @@ pub async fn wait_for_tables(
             Ok(c) => inspect(&c).await.map(|t| (c, t)),
             Err(e) => Err(e),
         };
-        let out_of_time = start.elapsed() + poll > wait;
+        let elapsed = start.elapsed();
         match attempt {
             Ok((c, t)) if t.data_source.is_some() => {
                 t.check()?;
                 return Ok((c, t));
             }
-            Ok(_) if out_of_time => {
+            Ok(_) if elapsed >= wait => {
                 return Err(GrafanaError::TablesMissing {
                     target: target.label.clone(),
-                    waited: start.elapsed(),
+                    waited: elapsed,
                 })
             }
-            Err(e) if out_of_time => return Err(e),
+            Err(e) if elapsed >= wait => return Err(e),
             Ok(_) => tracing::info!(target = %target.label, "waiting for Grafana's tables"),
             Err(e) => tracing::info!(target = %target.label, error = %e, "waiting for PostgreSQL"),
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(poll.min(wait - elapsed)).await;
     }
 }
 

@@ -159,6 +159,120 @@ fn fallback_ddl(rig: &chgate_harness::Rig, database: &str) -> Vec<String> {
     statements
 }
 
+/// Every panel query of the shipped dashboards, localized for `t` and macro-expanded for the hour
+/// before `now`: (`dashboard / panel title`, SQL).
+fn panel_queries(t: &chgate_topology::Topology, now: i64) -> Vec<(String, String)> {
+    let spec = DatasourceSpec::from_topology(t, Addressing::Local, Secret::new("x"));
+    let mut out = Vec::new();
+    for (name, json) in DASHBOARDS {
+        let v: Value = serde_json::from_str(&localize_dashboard(json, t, &spec)).expect("json");
+        let vars: Vec<(String, String)> = v["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                let n = x["name"].as_str().unwrap_or_default().to_owned();
+                (n, x["query"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        for panel in v["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let raw = target["rawSql"].as_str().expect("rawSql");
+                let title = panel["title"].as_str().unwrap_or_default();
+                out.push((
+                    format!("{name} / {title}"),
+                    expand(raw, &vars, now - 3600, now + 60, 60),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The shipped modern schema as non-replicated twins (chdb has no Keeper and no cluster):
+/// `ReplicatedX(path, replica, args)` → `X(args)`, `Distributed` → `Merge`, no `ON CLUSTER`.
+fn modern_twin_ddl(database: &str) -> Vec<String> {
+    let dir = crate_dir().join("../migrations/clickhouse");
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {database}")];
+    for (file, local) in [
+        ("V1__samples.sql", "samples_local"),
+        ("V2__series.sql", "series_local"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("shipped schema file");
+        let body: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .map(|l| twin_line(l, database, local))
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.extend(
+            body.replace(" ON CLUSTER ${cluster}", "")
+                .replace("${database}", database)
+                .replace("${ttl_days}", "30")
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    out
+}
+
+fn twin_line(line: &str, database: &str, local: &str) -> String {
+    let Some(rest) = line.trim_start().strip_prefix("ENGINE = ") else {
+        return line.to_owned();
+    };
+    if rest.starts_with("Distributed(") {
+        return format!("ENGINE = Merge({database}, '^{local}$')");
+    }
+    let Some(engine) = rest.strip_prefix("Replicated") else {
+        return line.to_owned();
+    };
+    let (name, args) = engine.split_once('(').unwrap_or((engine, ")"));
+    // Drop the Keeper path and replica name: the first two arguments.
+    let extra: Vec<&str> = args
+        .trim_end_matches(')')
+        .splitn(3, ',')
+        .skip(2)
+        .map(str::trim)
+        .collect();
+    format!("ENGINE = {name}({})", extra.join(", "))
+}
+
+#[test]
+fn every_panel_query_runs_on_modern_clickhouse_via_chdb() {
+    let mut t = chgate_topology::Topology::default();
+    t.cluster.database = "dash_oracle".into();
+    let now = 1_790_000_000_i64;
+    let job = serde_json::json!({
+        "ddl": modern_twin_ddl("dash_oracle"),
+        "inserts": [format!(
+            "INSERT INTO dash_oracle.samples_local VALUES ('', 'up', 1, toDateTime64({now}, 3), 1), \
+             ('', 'up', 2, toDateTime64({now}, 3), 1)"
+        )],
+        "queries": panel_queries(&t, now)
+            .into_iter()
+            .map(|(name, sql)| serde_json::json!({ "name": name, "sql": sql }))
+            .collect::<Vec<_>>(),
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job.to_string()).expect("write job");
+    let out = Command::new("python3")
+        .arg(crate_dir().join("tests/it/chdb_dashboards.py"))
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dashboard SQL fails on modern ClickHouse:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failures"), "{stdout}");
+    eprintln!("{stdout}");
+}
+
 #[tokio::test]
 async fn every_panel_query_runs_on_the_rig_against_the_shipped_schema() {
     let rig = chgate_harness::rig().await;
@@ -181,34 +295,17 @@ async fn every_panel_query_runs_on_the_rig_against_the_shipped_schema() {
 
     let mut t = rig.topology().clone();
     t.cluster.database = database.clone();
-    let spec = DatasourceSpec::from_topology(&t, Addressing::Local, Secret::new("x"));
-    let mut ran = 0;
-    for (name, json) in DASHBOARDS {
-        let v: Value = serde_json::from_str(&localize_dashboard(json, &t, &spec)).expect("json");
-        let vars: Vec<(String, String)> = v["templating"]["list"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|x| {
-                let n = x["name"].as_str().unwrap_or_default().to_owned();
-                (n, x["query"].as_str().unwrap_or_default().to_owned())
-            })
-            .collect();
-        for panel in v["panels"].as_array().into_iter().flatten() {
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                let raw = target["rawSql"].as_str().expect("rawSql");
-                let sql = expand(raw, &vars, now - 3600, now + 60, 60);
-                let out = ch
-                    .query(&sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{name} / {}: {e}\n{sql}", panel["title"]));
-                if panel["title"] == "samples rows/s by shard" {
-                    assert!(out.contains("shard 1") && out.contains("shard 2"), "{out}");
-                }
-                ran += 1;
-            }
+    let queries = panel_queries(&t, now);
+    for (name, sql) in &queries {
+        let out = ch
+            .query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{sql}"));
+        if name.ends_with("samples rows/s by shard") {
+            assert!(out.contains("shard 1") && out.contains("shard 2"), "{out}");
         }
     }
+    let ran = queries.len();
     assert!(ran >= 12, "ran {ran} panel queries");
     let drop = format!(
         "DROP DATABASE IF EXISTS {database} ON CLUSTER {}",
