@@ -5,6 +5,7 @@
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
 mod local;
+mod migrate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ enum Command {
     /// Run the whole stack on this machine (127.0.0.1) from Debian packages.
     #[command(subcommand)]
     Local(local::LocalCommand),
+    /// Schema manager: versioned ClickHouse migrations ON CLUSTER (Keeper lock, replicated
+    /// ledger, per-host checks) and the PostgreSQL side.
+    Migrate(migrate::MigrateArgs),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -75,6 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     match cli.command {
         Command::Local(cmd) => runtime.block_on(local::run(cmd, &loaded)),
+        Command::Migrate(args) => runtime
+            .block_on(migrate::run(args, &loaded))
+            .map(|()| ExitCode::SUCCESS),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;
             Ok(ExitCode::SUCCESS)

@@ -233,20 +233,20 @@ pub async fn pending_hosts(
     at: StatementRef<'_>,
 ) -> Result<Vec<String>> {
     let (parent, name) = task.rsplit_once('/').unwrap_or(("", task));
-    let data: Vec<(String,)> = zk_rows(
+    let data: Vec<ZkNode> = zk_rows(
         coord,
         &format!(
-            "SELECT value FROM system.zookeeper WHERE path = {} AND name = {}",
+            "SELECT name, value FROM system.zookeeper WHERE path = {} AND name = {}",
             quote(parent),
             quote(name)
         ),
     )
     .await?;
-    let Some((data,)) = data.into_iter().next() else {
+    let Some(ZkNode { value: data, .. }) = data.into_iter().next() else {
         // The task was cleaned up (task_max_lifetime): every host is long done with it.
         return Ok(Vec::new());
     };
-    let finished: Vec<(String, String)> = zk_rows(
+    let finished: Vec<ZkNode> = zk_rows(
         coord,
         &format!(
             "SELECT name, value FROM system.zookeeper WHERE path = {}",
@@ -255,7 +255,7 @@ pub async fn pending_hosts(
     )
     .await?;
     let mut done = BTreeSet::new();
-    for (host, value) in finished {
+    for ZkNode { name: host, value } in finished {
         let mut lines = value.lines();
         let code: u32 = lines
             .next()
@@ -279,25 +279,17 @@ pub async fn pending_hosts(
         .collect())
 }
 
-async fn zk_rows<T: serde::de::DeserializeOwned>(coord: &Node, sql: &str) -> Result<Vec<T>> {
-    let text = coord
-        .client
-        .query(&format!("{sql} FORMAT JSONCompactEachRow"))
-        .await;
-    match text {
-        Ok(text) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| {
-                    Error::ClickHouse(chgate_clickhouse_http::Error::Decode {
-                        host: coord.client.host().to_owned(),
-                        reason: format!("{e}: {l}"),
-                    })
-                })
-            })
-            .collect(),
-        // 999 = Keeper "no node": the path does not exist (yet).
+/// A `system.zookeeper` row.
+#[derive(serde::Deserialize)]
+struct ZkNode {
+    name: String,
+    value: String,
+}
+
+async fn zk_rows(coord: &Node, sql: &str) -> Result<Vec<ZkNode>> {
+    match coord.client.rows::<ZkNode>(sql).await {
+        Ok(rows) => Ok(rows),
+        // 999 = Keeper "no node": the path does not exist (any more).
         Err(e) if e.code() == Some(999) => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }

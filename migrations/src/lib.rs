@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod lint;
 pub mod lock;
 pub mod plan;
+pub mod postgres;
 pub mod preflight;
 pub mod runner;
 pub mod source;

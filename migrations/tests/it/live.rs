@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chgate_harness::Rig;
@@ -13,15 +13,29 @@ use chgate_migrations::lock::{Holder, KeeperLock, LockSettings};
 use chgate_migrations::plan::{LedgerRow, Status};
 use chgate_migrations::{Error, Migrator, Options, Progress};
 use chgate_topology::LoadedTopology;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-static FAULT: RwLock<()> = RwLock::new(());
+static FAULT: RwLock<()> = RwLock::const_new(());
 
-pub fn shared() -> RwLockReadGuard<'static, ()> {
-    FAULT.read().unwrap_or_else(|e| e.into_inner())
+/// For tests that need every server up.
+pub async fn shared() -> RwLockReadGuard<'static, ()> {
+    let g = FAULT.read().await;
+    wait_all_up(chgate_harness::rig().await).await;
+    g
 }
 
-pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    FAULT.write().unwrap_or_else(|e| e.into_inner())
+/// For tests that stop servers.
+pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    let g = FAULT.write().await;
+    wait_all_up(chgate_harness::rig().await).await;
+    g
+}
+
+/// A fault test restarts what it stopped without waiting; the next test waits here.
+async fn wait_all_up(rig: &Rig) {
+    for i in 0..rig.nodes().len() {
+        wait_up(rig, i).await;
+    }
 }
 
 pub fn loaded(rig: &Rig) -> LoadedTopology {
@@ -94,7 +108,7 @@ fn write_dir(dir: &Path, files: &[(&str, &str)]) {
 #[tokio::test]
 async fn fresh_cluster_up_creates_everything_verify_passes_status_applied() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let opts = options(rig, "mig_fresh");
     let db = opts.database.clone().expect("db");
     let m = migrator(rig, &opts);
@@ -149,7 +163,7 @@ async fn fresh_cluster_up_creates_everything_verify_passes_status_applied() {
 #[tokio::test]
 async fn dry_run_plan_changes_nothing() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let opts = options(rig, "mig_dry");
     let db = opts.database.clone().expect("db");
     let m = migrator(rig, &opts);
@@ -186,7 +200,7 @@ async fn dry_run_plan_changes_nothing() {
 #[tokio::test]
 async fn two_concurrent_ups_apply_each_version_exactly_once() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let opts = options(rig, "mig_race");
     let db = opts.database.clone().expect("db");
     let (a, b) = (migrator(rig, &opts), migrator(rig, &opts));
@@ -208,7 +222,7 @@ async fn two_concurrent_ups_apply_each_version_exactly_once() {
 #[tokio::test]
 async fn a_second_up_waits_for_the_lock_and_then_names_the_holder() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let mut opts = options(rig, "mig_lock");
     let settings = LockSettings {
         keeper_hosts: rig.keeper_hosts(),
@@ -244,7 +258,7 @@ async fn a_second_up_waits_for_the_lock_and_then_names_the_holder() {
 #[tokio::test]
 async fn losing_the_lock_node_is_detected_before_the_next_statement() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let opts = options(rig, "mig_lost");
     let settings = LockSettings {
         keeper_hosts: rig.keeper_hosts(),
@@ -279,7 +293,7 @@ async fn losing_the_lock_node_is_detected_before_the_next_statement() {
 #[tokio::test]
 async fn killed_between_statements_the_rerun_resumes_at_the_next_statement() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let dir = tempfile::tempdir().expect("tempdir");
     write_dir(
         dir.path(),
@@ -354,7 +368,7 @@ async fn killed_between_statements_the_rerun_resumes_at_the_next_statement() {
 #[tokio::test]
 async fn editing_an_applied_file_is_refused_naming_the_file() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let v1 =
         "CREATE TABLE IF NOT EXISTS ${database}.a ON CLUSTER ${cluster} (x UInt8) ENGINE = Memory;";
@@ -385,7 +399,7 @@ async fn editing_an_applied_file_is_refused_naming_the_file() {
 #[tokio::test]
 async fn a_failing_statement_names_the_host_and_the_rerun_resumes_there() {
     let rig = chgate_harness::rig().await;
-    let _g = shared();
+    let _g = shared().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = "CREATE TABLE IF NOT EXISTS ${database}.b ON CLUSTER ${cluster} (x NoSuchType) ENGINE = Memory;";
     let a =
@@ -439,5 +453,132 @@ async fn a_failing_statement_names_the_host_and_the_rerun_resumes_there() {
     assert_eq!(
         applied_count(&ledger_rows(rig, &db, 3).await),
         BTreeMap::from([(1, 1)])
+    );
+}
+
+/// Waits until node `i` answers again after a restart.
+async fn wait_up(rig: &Rig, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rig.clickhouse(i).execute("SELECT 1").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "node {i} did not come back:\n{}",
+            rig.log_tail(&rig.nodes()[i].name)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Starts a stopped node again when dropped, so a failing assertion does not leave it down.
+struct Restart<'a>(&'a Rig, &'a str);
+
+impl Drop for Restart<'_> {
+    fn drop(&mut self) {
+        self.0.start_node(self.1);
+    }
+}
+
+#[tokio::test]
+async fn replica_down_is_refused_by_name_then_pending_with_the_flag_then_finished() {
+    let rig = chgate_harness::rig().await;
+    let _g = exclusive().await;
+    let mut opts = options(rig, "mig_down");
+    opts.ddl = DdlSettings {
+        server_wait: Duration::from_secs(3),
+        extra_wait: Duration::from_secs(1),
+    };
+    let db = opts.database.clone().expect("db");
+    // Stop the first replica: it is also the node a healthy run would coordinate through.
+    rig.stop_node("ch-s1r1");
+    let restart = Restart(rig, "ch-s1r1");
+    let err = migrator(rig, &opts)
+        .plan(None)
+        .await
+        .expect_err("pre-flight refuses");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Preflight { .. }), "{msg}");
+    assert!(
+        msg.contains("ch-s1r1") && msg.contains("unreachable"),
+        "{msg}"
+    );
+    assert!(msg.contains("ch-s2r2      18.16.1    ok"), "{msg}");
+    let err = migrator(rig, &opts)
+        .up(None, &quiet)
+        .await
+        .expect_err("up refuses too");
+    assert!(matches!(err, Error::Preflight { .. }), "{err}");
+
+    opts.allow_unavailable = true;
+    let report = migrator(rig, &opts)
+        .up(None, &quiet)
+        .await
+        .expect("up with --allow-unavailable");
+    assert_eq!(report.plan.steps.len(), 2);
+    let status = migrator(rig, &opts)
+        .status()
+        .await
+        .expect("status with a node down");
+    eprintln!("{status}");
+    assert!(
+        status.lines.iter().all(|l| l.state == "pending"),
+        "{status}"
+    );
+    assert!(
+        status.lines[0].detail.contains("pending on ch-s1r1"),
+        "{status}"
+    );
+    assert!(
+        status.per_host[0].1.is_none(),
+        "ch-s1r1 is reported unreachable"
+    );
+    let rows = ledger_rows(rig, &db, 1).await;
+    assert!(
+        !rows.is_empty(),
+        "ledger readable on the surviving replica of shard 1"
+    );
+
+    drop(restart);
+    wait_up(rig, 0).await;
+    opts.ddl.extra_wait = Duration::from_secs(30);
+    let report = migrator(rig, &opts)
+        .up(None, &quiet)
+        .await
+        .expect("up finishes the pending hosts");
+    assert!(
+        report.plan.steps.iter().all(|s| s.statements.is_empty()),
+        "nothing re-ran:\n{report}"
+    );
+    let rows = ledger_rows(rig, &db, 0).await;
+    assert_eq!(
+        applied_count(&rows),
+        BTreeMap::from([(1, 1), (2, 1)]),
+        "{rows:#?}"
+    );
+    assert_eq!(
+        migrator(rig, &opts).verify().await.expect("verify passes"),
+        5
+    );
+}
+
+#[tokio::test]
+async fn up_works_and_the_ledger_stays_readable_with_one_keeper_node_down() {
+    let rig = chgate_harness::rig().await;
+    let _g = exclusive().await;
+    let opts = options(rig, "mig_zk");
+    let db = opts.database.clone().expect("db");
+    rig.stop_node("keeper-2");
+    let restart = Restart(rig, "keeper-2");
+    let result = migrator(rig, &opts).up(None, &quiet).await;
+    let status = migrator(rig, &opts).status().await;
+    drop(restart);
+    result.expect("up with 2 of 3 Keeper nodes");
+    let status = status.expect("status");
+    assert!(
+        status.lines.iter().all(|l| l.state == "applied"),
+        "{status}"
+    );
+    assert_eq!(
+        applied_count(&ledger_rows(rig, &db, 3).await),
+        BTreeMap::from([(1, 1), (2, 1)])
     );
 }
