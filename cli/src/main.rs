@@ -4,6 +4,7 @@
 //! subcommands (migrate, grafana, serve, loadgen, deploy) arrive as those parts land.
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
+mod grafana;
 mod local;
 mod migrate;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Schema manager: versioned ClickHouse migrations ON CLUSTER (Keeper lock, replicated
     /// ledger, per-host checks) and the PostgreSQL side.
     Migrate(migrate::MigrateArgs),
+    /// Grafana: provision the ClickHouse datasource in Grafana's PostgreSQL, render its files.
+    #[command(subcommand)]
+    Grafana(grafana::GrafanaCommand),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -81,6 +85,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Local(cmd) => runtime.block_on(local::run(cmd, &loaded)),
         Command::Migrate(args) => runtime
             .block_on(migrate::run(args, &loaded))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Grafana(cmd) => runtime
+            .block_on(grafana::run(cmd, &loaded))
             .map(|()| ExitCode::SUCCESS),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;
