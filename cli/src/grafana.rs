@@ -194,27 +194,28 @@ async fn provision(
         ..WaitSettings::default()
     };
     let out = chgate_grafana::provision(&pg, &spec, &key, mode, settings).await?;
+    report(&out, mode, &pg.label)
+}
+
+/// Prints the differences and the result; with `--check`, drift is an error (exit status 1).
+fn report(out: &chgate_grafana::Outcome, mode: Mode, db: &str) -> anyhow::Result<()> {
     print_drift(&out.drift);
     let secrets = if out.secrets_table {
         "secrets table row kept in step"
     } else {
         "no secrets table (Grafana < 8.5)"
     };
-    match (mode, out.written_version, out.drift.is_empty()) {
-        (Mode::Check, _, true) => println!("datasource {} in {}: up to date", out.uid, pg.label),
-        (Mode::Check, _, false) => anyhow::bail!(
-            "datasource {} in {} differs in {} place(s); run without --check to fix",
-            out.uid,
-            pg.label,
+    let uid = &out.uid;
+    match (mode, out.written_version) {
+        (Mode::Check, _) if out.drift.is_empty() => {
+            println!("datasource {uid} in {db}: up to date")
+        }
+        (Mode::Check, _) => anyhow::bail!(
+            "datasource {uid} in {db} differs in {} place(s); run without --check to fix",
             out.drift.len()
         ),
-        (Mode::Apply, Some(v), _) => {
-            println!(
-                "datasource {} in {}: written, version {v} ({secrets})",
-                out.uid, pg.label
-            );
-        }
-        (Mode::Apply, None, _) => println!("datasource {} in {}: unchanged", out.uid, pg.label),
+        (_, Some(v)) => println!("datasource {uid} in {db}: written, version {v} ({secrets})"),
+        (_, None) => println!("datasource {uid} in {db}: unchanged"),
     }
     Ok(())
 }

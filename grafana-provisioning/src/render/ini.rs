@@ -65,28 +65,49 @@ fn alerting_peers(t: &Topology, a: Addressing) -> Vec<String> {
         .collect()
 }
 
+/// Where one instance listens and what it connects to.
+struct Endpoints {
+    name: String,
+    http_port: u16,
+    postgres: String,
+    alerting_listen: String,
+    alerting_advertise: String,
+    peers: Vec<String>,
+}
+
+fn endpoints(t: &Topology, a: Addressing, index: u32) -> Endpoints {
+    let grafanas = t.grafanas();
+    let me = grafanas.get(index as usize);
+    let peers = alerting_peers(t, a);
+    let advertise = peers.get(index as usize).cloned().unwrap_or_default();
+    let name = me.map_or_else(|| format!("grafana-{}", index + 1), |g| g.name.clone());
+    match a {
+        Addressing::Local => Endpoints {
+            name,
+            http_port: me.map_or(0, |g| g.port),
+            postgres: format!("{}:{}", t.network.listen, t.postgres_port()),
+            alerting_listen: advertise.clone(),
+            alerting_advertise: advertise,
+            peers,
+        },
+        Addressing::Pods => Endpoints {
+            name,
+            http_port: POD_HTTP_PORT,
+            postgres: format!("{POD_POSTGRES_HOST}:{POD_POSTGRES_PORT}"),
+            alerting_listen: format!("0.0.0.0:{POD_ALERTING_PORT}"),
+            alerting_advertise: advertise,
+            peers,
+        },
+    }
+}
+
 /// Renders `grafana.ini` for the instance with 0-based `index`.
 pub fn grafana_ini(t: &Topology, s: &IniSettings, index: u32) -> String {
-    let a = s.addressing;
-    let grafanas = t.grafanas();
-    let name = grafanas
-        .get(index as usize)
-        .map_or_else(|| format!("grafana-{}", index + 1), |g| g.name.clone());
-    let peers = alerting_peers(t, a);
-    let me = peers.get(index as usize).cloned().unwrap_or_default();
-    let (http_port, pg_host, listen) = match a {
-        Addressing::Local => {
-            let port = grafanas.get(index as usize).map_or(0, |g| g.port);
-            let pg = format!("{}:{}", t.network.listen, t.postgres_port());
-            (port, pg, me.clone())
-        }
-        Addressing::Pods => (
-            POD_HTTP_PORT,
-            format!("{POD_POSTGRES_HOST}:{POD_POSTGRES_PORT}"),
-            format!("0.0.0.0:{POD_ALERTING_PORT}"),
-        ),
-    };
-    let mut c = format!("# rendered by chgate from the topology for {name}; do not edit\n");
+    let e = endpoints(t, s.addressing, index);
+    let mut c = format!(
+        "# rendered by chgate from the topology for {}; do not edit\n",
+        e.name
+    );
     c.push_str(
         "# All instances share the database, the secret_key and the provisioning files.\n\n",
     );
@@ -95,30 +116,32 @@ pub fn grafana_ini(t: &Topology, s: &IniSettings, index: u32) -> String {
         "[paths]\nprovisioning = {}\n\n",
         s.provisioning_dir.display()
     );
+    let bind = s.addressing.bind(t);
     let _ = write!(
         c,
-        "[server]\nhttp_addr = {}\nhttp_port = {http_port}\n\n",
-        a.bind(t)
+        "[server]\nhttp_addr = {bind}\nhttp_port = {}\n\n",
+        e.http_port
     );
     let _ = write!(
         c,
-        "[database]\ntype = postgres\nhost = {pg_host}\nname = {}\nuser = {}\npassword = {}\n\
+        "[database]\ntype = postgres\nhost = {}\nname = {}\nuser = {}\npassword = {}\n\
          ssl_mode = disable\n\n",
+        e.postgres,
         t.postgres.grafana_database,
         t.postgres.user,
         secret_expansion(&t.postgres.password, &s.secrets_dir)
     );
+    // Sessions and caches in the shared database keep the instances stateless.
     c.push_str("[remote_cache]\ntype = database\n\n");
+    let key = secret_expansion(&t.grafana.secret_key, &s.secrets_dir);
+    let _ = write!(c, "[security]\nsecret_key = {key}\n\n");
     let _ = write!(
         c,
-        "[security]\nsecret_key = {}\n\n",
-        secret_expansion(&t.grafana.secret_key, &s.secrets_dir)
-    );
-    let _ = write!(
-        c,
-        "[unified_alerting]\nenabled = true\nha_listen_address = {listen}\n\
-         ha_advertise_address = {me}\nha_peers = {}\n\n",
-        peers.join(",")
+        "[unified_alerting]\nenabled = true\nha_listen_address = {}\n\
+         ha_advertise_address = {}\nha_peers = {}\n\n",
+        e.alerting_listen,
+        e.alerting_advertise,
+        e.peers.join(",")
     );
     c.push_str(
         "[plugins]\npreinstall = grafana-clickhouse-datasource\n\n\

@@ -64,9 +64,13 @@ pub async fn read_current(
 ) -> Result<Option<CurrentRow>, GrafanaError> {
     let rows = tx
         .query(
-            "SELECT id::bigint AS id, version, uid::text, name::text, type::text, access::text, url::text, \
-             \"user\"::text, database::text, basic_auth, with_credentials, read_only, json_data, \
-             secure_json_data FROM data_source WHERE org_id = $1 AND (uid = $2 OR name = $3)",
+            // Every column cast, so a Grafana that widens a type cannot make a read panic.
+            "SELECT id::bigint AS id, version::int4 AS version, uid::text, name::text, \
+             type::text, access::text, url::text, \"user\"::text, database::text, \
+             basic_auth::bool AS basic_auth, with_credentials::bool AS with_credentials, \
+             read_only::bool AS read_only, json_data::text AS json_data, \
+             secure_json_data::text AS secure_json_data \
+             FROM data_source WHERE org_id = $1 AND (uid = $2 OR name = $3)",
             &[&ORG_ID, &spec.uid, &spec.name],
         )
         .await
@@ -93,7 +97,7 @@ pub async fn read_secrets(
     let old = current.map_or(spec.name.as_str(), |c| c.name.as_str());
     let rows = tx
         .query(
-            "SELECT id::bigint, namespace::text, value FROM secrets \
+            "SELECT id::bigint, namespace::text, value::text FROM secrets \
              WHERE org_id = $1 AND type = $2 AND namespace IN ($3, $4) ORDER BY id",
             &[&ORG_ID, &SECRET_TYPE, &spec.name, &old],
         )
