@@ -28,5 +28,6 @@ trap '"$CHGATE" --config "$RIG" local down >&2 || true' EXIT
 step "starting the test rig"
 "$CHGATE" --config "$RIG" local up --timeout 240
 step "cargo test --workspace"
+export CHGATE_BIN="$CHGATE"
 cargo test --locked --workspace -- --test-threads 4
 step "all tests passed in ${SECONDS}s"

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chgate_localstack::plan::GatewayCommand;
 use chgate_localstack::status::StatusReport;
 use chgate_localstack::{Stack, UpOptions};
 use chgate_topology::LoadedTopology;
@@ -55,8 +56,17 @@ fn progress(msg: &str) {
 }
 
 /// Runs a `chgate local` command.
-pub async fn run(cmd: LocalCommand, loaded: &LoadedTopology) -> anyhow::Result<ExitCode> {
-    let stack = Stack::new(loaded);
+pub async fn run(
+    cmd: LocalCommand,
+    loaded: &LoadedTopology,
+    topology_file: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    // The gateways are this very binary running `serve`.
+    let gateway = GatewayCommand {
+        exe: std::env::current_exe()?,
+        topology: std::path::absolute(topology_file)?,
+    };
+    let stack = Stack::with_gateways(loaded, &gateway);
     match cmd {
         LocalCommand::Up {
             timeout,

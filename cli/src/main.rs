@@ -7,6 +7,7 @@
 mod grafana;
 mod local;
 mod migrate;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ enum Command {
     /// Grafana: provision the ClickHouse datasource in Grafana's PostgreSQL, render its files.
     #[command(subcommand)]
     Grafana(grafana::GrafanaCommand),
+    /// Run an ingest gateway: Prometheus remote_write, Influx, OTLP/HTTP, NDJSON and
+    /// ClickHouse-compatible INSERTs in; batched Native/RowBinary inserts into ClickHouse out.
+    Serve(serve::ServeArgs),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -82,12 +86,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Local(cmd) => runtime.block_on(local::run(cmd, &loaded)),
+        Command::Local(cmd) => runtime.block_on(local::run(cmd, &loaded, &cli.config)),
         Command::Migrate(args) => runtime
             .block_on(migrate::run(args, &loaded))
             .map(|()| ExitCode::SUCCESS),
         Command::Grafana(cmd) => runtime
             .block_on(grafana::run(cmd, &loaded))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime
+            .block_on(serve::run(args, &loaded))
             .map(|()| ExitCode::SUCCESS),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;

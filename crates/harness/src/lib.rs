@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chgate_clickhouse_http::Client;
+use chgate_localstack::plan::GatewayCommand;
 use chgate_localstack::{probe, Stack, UpOptions};
 use chgate_topology::{ClickHouseNode, Secret, Topology};
 use tokio::sync::OnceCell;
@@ -29,6 +30,27 @@ static RIG: OnceCell<Rig> = OnceCell::const_new();
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The `chgate` binary that runs the rig's gateways: `CHGATE_BIN`, else the one cargo built next
+/// to this test executable (`target/<profile>/chgate`).
+pub fn chgate_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHGATE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>/chgate
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("chgate"))
+        .unwrap_or_default();
+    assert!(
+        candidate.exists(),
+        "no chgate binary at {} (build it with `cargo build -p chgate`, or set CHGATE_BIN)",
+        candidate.display()
+    );
+    candidate
+}
+
 /// The topology file the harness uses.
 pub fn topology_path() -> PathBuf {
     std::env::var_os("CHGATE_TEST_TOPOLOGY")
@@ -43,7 +65,13 @@ pub async fn rig() -> &'static Rig {
         let path = topology_path();
         let loaded = chgate_topology::load(&path)
             .unwrap_or_else(|e| panic!("test rig topology {}: {e}", path.display()));
-        let stack = Stack::new(&loaded);
+        let stack = Stack::with_gateways(
+            &loaded,
+            &GatewayCommand {
+                exe: chgate_bin(),
+                topology: path.clone(),
+            },
+        );
         let progress = |m: &str| eprintln!("[test rig] {m}");
         if let Err(e) = stack.up(UpOptions::default(), &progress).await {
             let logs: String = ["clickhouse", "keeper", "postgres", "haproxy"]
@@ -150,6 +178,38 @@ impl Rig {
         self.stack
             .start_service(name)
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    }
+
+    /// Applies the shipped ClickHouse migrations to database `db` with `chgate migrate up`
+    /// (PostgreSQL side skipped). Panics with the migrator's output when it fails.
+    pub fn migrate(&self, db: &str) {
+        let out = std::process::Command::new(chgate_bin())
+            .arg("--config")
+            .arg(topology_path())
+            .args(["migrate", "--database", db, "--skip-postgres", "up"])
+            .output()
+            .expect("run chgate migrate");
+        assert!(
+            out.status.success(),
+            "chgate migrate --database {db} up failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Base URL of gateway `i` (0-based), e.g. `http://127.0.0.1:28441`.
+    pub fn gateway_url(&self, i: usize) -> String {
+        self.stack
+            .endpoints()
+            .gateways
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| panic!("no gateway {i}"))
+    }
+
+    /// HAProxy's gateway front URL.
+    pub fn haproxy_gateway_url(&self) -> String {
+        self.stack.endpoints().gateway_url
     }
 
     /// The last lines of a service's logs, for assertion messages.

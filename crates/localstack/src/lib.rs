@@ -138,9 +138,18 @@ pub struct UpReport {
 }
 
 impl Stack {
-    /// The rig of a loaded topology.
+    /// The rig of a loaded topology, without gateways (see [`Stack::with_gateways`]).
     pub fn new(loaded: &LoadedTopology) -> Self {
-        let services = plan::services(&loaded.topology, &loaded.state_dir);
+        Self::build(loaded, None)
+    }
+
+    /// The rig including the topology's gateways, run as `exe --config topology serve ...`.
+    pub fn with_gateways(loaded: &LoadedTopology, cmd: &plan::GatewayCommand) -> Self {
+        Self::build(loaded, Some(cmd))
+    }
+
+    fn build(loaded: &LoadedTopology, cmd: Option<&plan::GatewayCommand>) -> Self {
+        let services = plan::services(&loaded.topology, &loaded.state_dir, cmd);
         Stack {
             topology: loaded.topology.clone(),
             state_dir: loaded.state_dir.clone(),

@@ -31,6 +31,8 @@ pub enum Role {
     ClickHouse,
     /// PostgreSQL.
     Postgres,
+    /// chgate gateway (`chgate serve`).
+    Gateway,
     /// HAProxy.
     Haproxy,
 }
@@ -42,6 +44,7 @@ impl Role {
             Role::Keeper => "keeper",
             Role::ClickHouse => "clickhouse",
             Role::Postgres => "postgres",
+            Role::Gateway => "gateway",
             Role::Haproxy => "haproxy",
         }
     }
@@ -93,8 +96,18 @@ impl Service {
     }
 }
 
-/// Every process of the rig in start order: Keeper, ClickHouse, PostgreSQL, HAProxy.
-pub fn services(t: &Topology, state_dir: &Path) -> Vec<Service> {
+/// How to run a gateway: the `chgate` executable and the topology file it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayCommand {
+    /// The `chgate` binary.
+    pub exe: PathBuf,
+    /// The topology file.
+    pub topology: PathBuf,
+}
+
+/// Every process of the rig in start order: Keeper, ClickHouse, PostgreSQL, gateways (when a
+/// gateway command is known), HAProxy.
+pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>) -> Vec<Service> {
     let mut out = Vec::new();
     for k in t.keeper_nodes() {
         let dir = state_dir.join(&k.name);
@@ -168,6 +181,28 @@ pub fn services(t: &Topology, state_dir: &Path) -> Vec<Service> {
         run_as: Some("postgres".into()),
         stop_signal: StopSignal::Int,
     });
+    for (i, g) in t.gateways().into_iter().enumerate() {
+        let Some(cmd) = gateway else { break };
+        let dir = state_dir.join(&g.name);
+        out.push(Service {
+            role: Role::Gateway,
+            argv: vec![
+                cmd.exe.display().to_string(),
+                "--config".into(),
+                cmd.topology.display().to_string(),
+                "serve".into(),
+                "--gateway-config".into(),
+                dir.join("gateway.toml").display().to_string(),
+                "--instance".into(),
+                (i + 1).to_string(),
+            ],
+            ports: vec![("http".into(), g.port)],
+            name: g.name,
+            dir,
+            run_as: None,
+            stop_signal: StopSignal::Term,
+        });
+    }
     let hp_dir = state_dir.join("haproxy");
     out.push(Service {
         role: Role::Haproxy,
@@ -204,7 +239,7 @@ mod tests {
 
     #[test]
     fn default_rig_has_every_process_once_in_start_order() {
-        let s = services(&Topology::default(), Path::new("/st"));
+        let s = services(&Topology::default(), Path::new("/st"), None);
         let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -223,7 +258,17 @@ mod tests {
 
     #[test]
     fn select_by_role_or_name() {
-        let s = services(&Topology::default(), Path::new("/st"));
+        let gw = GatewayCommand {
+            exe: "/bin/chgate".into(),
+            topology: "/t.toml".into(),
+        };
+        let s = services(&Topology::default(), Path::new("/st"), Some(&gw));
+        assert_eq!(select(&s, "gateway").len(), 2);
+        assert!(
+            s[9].argv.contains(&"/st/gateway-2/gateway.toml".to_owned()),
+            "{:?}",
+            s[9].argv
+        );
         assert_eq!(select(&s, "clickhouse").len(), 4);
         assert_eq!(select(&s, "keeper-2").len(), 1);
         assert!(select(&s, "grafana").is_empty());

@@ -111,6 +111,15 @@ pub fn configs(t: &Topology, svc: &Service, ch_password_hash: &str) -> Result<()
             write_private(&path, &haproxy::haproxy_cfg(t, Addressing::Local))?;
             check_haproxy(&path)
         }
+        Role::Gateway => {
+            // The gateway's own settings; cluster and credentials come from the topology.
+            let port = svc.ports.first().map_or(0, |p| p.1);
+            let text = format!(
+                "# rendered by chgate from the topology; do not edit\nlisten = \"{}:{port}\"\n",
+                t.network.listen
+            );
+            write_private(&svc.dir.join("gateway.toml"), &text)
+        }
         Role::Postgres => Ok(()),
     }
 }

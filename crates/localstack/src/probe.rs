@@ -157,3 +157,25 @@ fn haproxy_version() -> String {
         })
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// A gateway answers `GET /healthz`.
+pub async fn gateway(host: &str, port: u16) -> Probe {
+    let io = async {
+        let mut s = TcpStream::connect((host, port)).await?;
+        s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), io).await {
+        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => {
+            Ok(env!("CARGO_PKG_VERSION").to_owned())
+        }
+        Ok(Ok(text)) => Err(format!(
+            "gateway {host}:{port}: {}",
+            text.lines().next().unwrap_or("empty reply")
+        )),
+        Ok(Err(e)) => Err(format!("gateway {host}:{port}: {e}")),
+        Err(_) => Err(format!("gateway {host}:{port}: no answer within 3s")),
+    }
+}

@@ -38,6 +38,16 @@ pub async fn not_ready(stack: &Stack, ch: &Secret, pg: &Secret) -> Vec<String> {
     if let Err(e) = probe::postgres(t, pg).await {
         problems.push(e);
     }
+    for svc in stack
+        .services()
+        .iter()
+        .filter(|s| s.role == crate::plan::Role::Gateway)
+    {
+        let port = svc.ports.first().map_or(0, |p| p.1);
+        if let Err(e) = probe::gateway(&host, port).await {
+            problems.push(format!("{}: {e}", svc.name));
+        }
+    }
     if let Err(e) = probe::haproxy(&host, t.haproxy_stats_port()).await {
         problems.push(e);
     }

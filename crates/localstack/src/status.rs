@@ -118,6 +118,7 @@ impl Stack {
                         None => Err("PostgreSQL password unavailable".into()),
                     },
                     Role::Haproxy => probe::haproxy(&host, t.haproxy_stats_port()).await,
+                    Role::Gateway => probe::gateway(&host, svc.ports[0].1).await,
                 }
             };
             services.push(ServiceStatus {

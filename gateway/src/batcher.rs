@@ -1,0 +1,267 @@
+//! Per-table batching: handlers submit rows and wait; a worker per (table, column list) flushes
+//! when the batch reaches `max_rows` or `max_bytes`, or its oldest row is `max_age` old, and
+//! answers every waiter with the flush's outcome. A 2xx therefore means "inserted".
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::time::Instant;
+
+use crate::catalog::TableSchema;
+use crate::encode::Column;
+use crate::value::Row;
+use crate::writer::{WriteReport, Writer};
+use crate::{metrics, GatewayError};
+
+/// Batch settings as configured (human-readable durations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Flush when a batch holds this many rows. Default 100000.
+    pub max_rows: usize,
+    /// Flush when a batch holds about this many bytes. Default 32 MiB.
+    pub max_bytes: usize,
+    /// Flush when the oldest row waited this long. Default 200 ms.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Submissions queued per table before handlers wait (backpressure). Default 1024.
+    pub queue: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: 100_000,
+            max_bytes: 32 << 20,
+            max_age: Duration::from_millis(200),
+            queue: 1024,
+        }
+    }
+}
+
+/// Validated batch settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Row limit.
+    pub max_rows: NonZeroUsize,
+    /// Byte limit.
+    pub max_bytes: NonZeroUsize,
+    /// Age limit.
+    pub max_age: Duration,
+    /// Queue length.
+    pub queue: NonZeroUsize,
+}
+
+impl BatchConfig {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A message naming the field.
+    pub fn validate(&self) -> Result<BatchSettings, String> {
+        let nz = |v: usize, f: &str| {
+            NonZeroUsize::new(v).ok_or_else(|| format!("batch.{f} must be greater than 0"))
+        };
+        if self.max_age.is_zero() {
+            return Err("batch.max_age must be greater than 0".into());
+        }
+        Ok(BatchSettings {
+            max_rows: nz(self.max_rows, "max_rows")?,
+            max_bytes: nz(self.max_bytes, "max_bytes")?,
+            max_age: self.max_age,
+            queue: nz(self.queue, "queue")?,
+        })
+    }
+}
+
+struct Submit {
+    rows: Vec<Row>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<WriteReport, GatewayError>>,
+}
+
+/// Routes submissions to per-(table, columns) workers, starting them on first use.
+#[derive(Clone)]
+pub struct Batcher {
+    settings: BatchSettings,
+    writer: Writer,
+    workers: Arc<Mutex<HashMap<String, mpsc::Sender<Submit>>>>,
+    shutdown: tokio_util::sync::CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Batcher {
+    /// A batcher writing through `writer`.
+    pub fn new(settings: BatchSettings, writer: Writer) -> Self {
+        Batcher {
+            settings,
+            writer,
+            workers: Arc::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// The writer.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Submits rows and waits until the batch holding them is inserted (or failed).
+    ///
+    /// # Errors
+    /// The flush's error, or [`GatewayError::ShuttingDown`].
+    pub async fn submit(
+        &self,
+        schema: Arc<TableSchema>,
+        columns: Arc<Vec<Column>>,
+        rows: Vec<Row>,
+    ) -> Result<WriteReport, GatewayError> {
+        if rows.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(GatewayError::ShuttingDown);
+        }
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let key = format!("{}|{}", schema.full_name(), names.join(","));
+        let bytes = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(crate::value::Value::approx_size)
+                    .sum::<usize>()
+            })
+            .sum();
+        let tx = self.worker(key, schema, columns).await;
+        let (reply, rx) = oneshot::channel();
+        let n = rows.len();
+        metrics::QUEUE_ROWS.inc_by(n as i64);
+        if tx.send(Submit { rows, bytes, reply }).await.is_err() {
+            metrics::QUEUE_ROWS.dec_by(n as i64);
+            return Err(GatewayError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(GatewayError::ShuttingDown))
+    }
+
+    async fn worker(
+        &self,
+        key: String,
+        schema: Arc<TableSchema>,
+        columns: Arc<Vec<Column>>,
+    ) -> mpsc::Sender<Submit> {
+        let mut workers = self.workers.lock().await;
+        if let Some(tx) = workers.get(&key).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(self.settings.queue.get());
+        let w = Worker {
+            settings: self.settings,
+            writer: self.writer.clone(),
+            schema,
+            columns,
+        };
+        self.tasks.spawn(w.run(rx, self.shutdown.clone()));
+        workers.insert(key, tx.clone());
+        tx
+    }
+
+    /// Stops intake and waits (up to `deadline`) for every worker to flush what it holds.
+    pub async fn shutdown(&self, deadline: Duration) -> bool {
+        self.shutdown.cancel();
+        self.workers.lock().await.clear();
+        self.tasks.close();
+        tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+}
+
+struct Worker {
+    settings: BatchSettings,
+    writer: Writer,
+    schema: Arc<TableSchema>,
+    columns: Arc<Vec<Column>>,
+}
+
+impl Worker {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Submit>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut pending: Vec<Submit> = Vec::new();
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let tick = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(s) => {
+                        rows += s.rows.len();
+                        bytes += s.bytes;
+                        deadline.get_or_insert_with(|| Instant::now() + self.settings.max_age);
+                        pending.push(s);
+                        if rows >= self.settings.max_rows.get() || bytes >= self.settings.max_bytes.get() {
+                            self.flush(std::mem::take(&mut pending)).await;
+                            (rows, bytes, deadline) = (0, 0, None);
+                        }
+                    }
+                    None => break,
+                },
+                () = tick => {
+                    self.flush(std::mem::take(&mut pending)).await;
+                    (rows, bytes, deadline) = (0, 0, None);
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // Drain: whatever was submitted before shutdown is flushed, never dropped.
+        rx.close();
+        while let Some(s) = rx.recv().await {
+            pending.push(s);
+        }
+        self.flush(pending).await;
+    }
+
+    async fn flush(&self, batch: Vec<Submit>) {
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<Row> = batch.iter().flat_map(|s| s.rows.iter().cloned()).collect();
+        let n = rows.len();
+        let started = std::time::Instant::now();
+        let result = self.writer.write(&self.schema, &self.columns, &rows).await;
+        metrics::QUEUE_ROWS.dec_by(n as i64);
+        metrics::FLUSH_SECONDS.observe(started.elapsed().as_secs_f64());
+        metrics::BATCH_ROWS.observe(n as f64);
+        if let (Err(GatewayError::Rejected { .. }), true) = (&result, batch.len() > 1) {
+            // One request's bad rows must not fail the others that share its batch: write each
+            // submission on its own so only the bad one gets the rejection.
+            tracing::warn!(table = %self.schema.full_name(), requests = batch.len(), "batch rejected; isolating requests");
+            for s in batch {
+                let r = self
+                    .writer
+                    .write(&self.schema, &self.columns, &s.rows)
+                    .await;
+                let _ = s.reply.send(r);
+            }
+            return;
+        }
+        if let Err(e) = &result {
+            metrics::FLUSH_FAILURES.inc();
+            tracing::warn!(table = %self.schema.full_name(), rows = n, error = %e, "flush failed");
+        }
+        for s in batch {
+            let _ = s.reply.send(result.clone());
+        }
+    }
+}

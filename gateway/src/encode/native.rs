@@ -1,0 +1,194 @@
+//! `Native`: one block — column count, row count, then per column its name, type and data.
+//!
+//! Column data layouts (ClickHouse's `ISerialization` bulk forms): fixed-width values back to
+//! back; `String` length-prefixed; `Nullable` a null map then the nested column; `Array` cumulative
+//! UInt64 offsets then the flattened nested column; `Map` as `Array(Tuple(K, V))`: offsets, keys
+//! column, values column; `LowCardinality(T)` a version prefix (1 = shared dictionaries with
+//! additional keys), then index type flags, the dictionary (a column of T) and the indexes.
+
+use bytes::Bytes;
+
+use super::rowbinary::put_scalar;
+use super::{put_bytes, put_varint, Column};
+use crate::types::ColumnType;
+use crate::value::{Row, Value};
+
+/// `LowCardinality` flag: the dictionary in this block carries additional keys.
+const HAS_ADDITIONAL_KEYS: u64 = 1 << 9;
+/// `LowCardinality` flag: the reader must replace its dictionary.
+const NEED_UPDATE_DICTIONARY: u64 = 1 << 10;
+/// `LowCardinality` keys-serialization version: shared dictionaries with additional keys.
+const SHARED_DICTIONARIES_WITH_ADDITIONAL_KEYS: u64 = 1;
+
+/// Encodes all rows as one Native block.
+pub fn encode_block(columns: &[Column], rows: &[Row]) -> Bytes {
+    let mut out = Vec::with_capacity(rows.len() * columns.len() * 8 + 64);
+    put_varint(&mut out, columns.len() as u64);
+    put_varint(&mut out, rows.len() as u64);
+    for (i, col) in columns.iter().enumerate() {
+        put_bytes(&mut out, col.name.as_bytes());
+        put_bytes(&mut out, col.type_text.as_bytes());
+        let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+        put_prefix(&mut out, &col.ty);
+        put_column(&mut out, &col.ty, &values);
+    }
+    Bytes::from(out)
+}
+
+/// State prefixes come before any column data of the column (nested ones included).
+fn put_prefix(out: &mut Vec<u8>, ty: &ColumnType) {
+    match ty {
+        ColumnType::LowCardinality(_) => {
+            out.extend_from_slice(&SHARED_DICTIONARIES_WITH_ADDITIONAL_KEYS.to_le_bytes())
+        }
+        ColumnType::Nullable(i) | ColumnType::Array(i) => put_prefix(out, i),
+        ColumnType::Map(k, v) => {
+            put_prefix(out, k);
+            put_prefix(out, v);
+        }
+        _ => {}
+    }
+}
+
+fn put_column(out: &mut Vec<u8>, ty: &ColumnType, values: &[&Value]) {
+    match ty {
+        ColumnType::Nullable(inner) => {
+            out.extend(values.iter().map(|v| u8::from(matches!(v, Value::Null))));
+            let zero = crate::convert::zero_of(inner);
+            let filled: Vec<&Value> = values
+                .iter()
+                .map(|v| if matches!(v, Value::Null) { &zero } else { *v })
+                .collect();
+            put_column(out, inner, &filled);
+        }
+        ColumnType::Array(inner) => {
+            let mut offset = 0u64;
+            let mut flat = Vec::new();
+            for v in values {
+                if let Value::Array(items) = v {
+                    offset += items.len() as u64;
+                    flat.extend(items.iter());
+                }
+                out.extend_from_slice(&offset.to_le_bytes());
+            }
+            put_column(out, inner, &flat);
+        }
+        ColumnType::Map(k, val) => {
+            let mut offset = 0u64;
+            let (mut keys, mut vals) = (Vec::new(), Vec::new());
+            for v in values {
+                if let Value::Map(pairs) = v {
+                    offset += pairs.len() as u64;
+                    keys.extend(pairs.iter().map(|(a, _)| a));
+                    vals.extend(pairs.iter().map(|(_, b)| b));
+                }
+                out.extend_from_slice(&offset.to_le_bytes());
+            }
+            put_column(out, k, &keys);
+            put_column(out, val, &vals);
+        }
+        ColumnType::LowCardinality(inner) => put_low_cardinality(out, inner, values),
+        scalar => {
+            for v in values {
+                put_scalar(out, scalar, v);
+            }
+        }
+    }
+}
+
+fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value]) {
+    if values.is_empty() {
+        return;
+    }
+    let mut dict: Vec<&Value> = Vec::new();
+    let mut lookup: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let mut indexes = Vec::with_capacity(values.len());
+    for v in values {
+        let mut key = Vec::new();
+        put_scalar(&mut key, inner, v);
+        let next = dict.len() as u64;
+        let idx = *lookup.entry(key).or_insert_with(|| {
+            dict.push(v);
+            next
+        });
+        indexes.push(idx);
+    }
+    let (code, width) = match dict.len() {
+        0..=0xff => (0u64, 1),
+        0x100..=0xffff => (1, 2),
+        0x1_0000..=0xffff_ffff => (2, 4),
+        _ => (3, 8),
+    };
+    out.extend_from_slice(&(code | HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes());
+    out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
+    put_column(out, inner, &dict);
+    out.extend_from_slice(&(indexes.len() as u64).to_le_bytes());
+    for idx in indexes {
+        out.extend_from_slice(&idx.to_le_bytes()[..width]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, t: &str) -> Column {
+        Column {
+            name: name.into(),
+            ty: ColumnType::parse(t).expect("type"),
+            type_text: t.into(),
+        }
+    }
+
+    #[test]
+    fn block_header_and_columns() {
+        let cols = [col("x", "UInt8"), col("s", "Nullable(String)")];
+        let rows = vec![
+            vec![Value::UInt(1), Value::Null],
+            vec![Value::UInt(2), Value::str("a")],
+        ];
+        let b = encode_block(&cols, &rows);
+        let mut want = vec![2, 2, 1, b'x', 5];
+        want.extend_from_slice(b"UInt8");
+        want.extend_from_slice(&[1, 2, 1, b's', 16]);
+        want.extend_from_slice(b"Nullable(String)");
+        want.extend_from_slice(&[1, 0, 0, 1, b'a']);
+        assert_eq!(b.as_ref(), want.as_slice());
+    }
+
+    #[test]
+    fn arrays_write_cumulative_offsets() {
+        let rows = vec![
+            vec![Value::Array(vec![Value::UInt(1), Value::UInt(2)])],
+            vec![Value::Array(vec![])],
+            vec![Value::Array(vec![Value::UInt(3)])],
+        ];
+        let b = encode_block(&[col("a", "Array(UInt8)")], &rows);
+        let body = &b[2 + 2 + 13..];
+        let offsets: Vec<u64> = body[..24]
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+            .collect();
+        assert_eq!(offsets, [2, 2, 3]);
+        assert_eq!(&body[24..], [1, 2, 3]);
+    }
+
+    #[test]
+    fn low_cardinality_dictionary_and_indexes() {
+        let rows: Vec<Row> = ["a", "b", "a"]
+            .iter()
+            .map(|s| vec![Value::str(s)])
+            .collect();
+        let b = encode_block(&[col("l", "LowCardinality(String)")], &rows);
+        let body = &b[2 + 2 + 23..];
+        assert_eq!(&body[..8], 1u64.to_le_bytes());
+        assert_eq!(
+            &body[8..16],
+            (HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes()
+        );
+        assert_eq!(&body[16..24], 2u64.to_le_bytes());
+        assert_eq!(&body[24..28], [1, b'a', 1, b'b']);
+        assert_eq!(&body[28..36], 3u64.to_le_bytes());
+        assert_eq!(&body[36..], [0, 1, 0]);
+    }
+}

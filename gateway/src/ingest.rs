@@ -1,0 +1,323 @@
+//! Turning decoded input into rows for a table: samples → the shipped `samples`/`series` tables,
+//! NDJSON objects → any table (columns checked by name, values converted by type).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::catalog::TableSchema;
+use crate::convert::{from_json, zero_of};
+use crate::encode::Column;
+use crate::protocol::series::series_id;
+use crate::protocol::Sample;
+use crate::types::ColumnType;
+use crate::value::{Row, Value};
+use crate::GatewayError;
+
+/// Rows for one table with their column list.
+#[derive(Debug, Clone)]
+pub struct TableRows {
+    /// Target columns, in row order.
+    pub columns: Arc<Vec<Column>>,
+    /// The rows.
+    pub rows: Vec<Row>,
+}
+
+/// A timestamp in milliseconds as a value of a time column.
+pub fn time_value(ty: &ColumnType, ms: i64) -> Value {
+    match ty.unwrap_low_cardinality() {
+        ColumnType::DateTime => Value::UInt(u64::try_from(ms.div_euclid(1000)).unwrap_or(0)),
+        ColumnType::DateTime64(p) => {
+            let p = *p as i32;
+            let ticks = if p >= 3 {
+                ms.saturating_mul(10i64.pow((p - 3) as u32))
+            } else {
+                ms / 10i64.pow((3 - p) as u32)
+            };
+            Value::Int(ticks)
+        }
+        ColumnType::Date => Value::UInt(u64::try_from(ms.div_euclid(86_400_000)).unwrap_or(0)),
+        ColumnType::Int64 => Value::Int(ms),
+        _ => Value::UInt(u64::try_from(ms).unwrap_or(0)),
+    }
+}
+
+fn writable(schema: &TableSchema) -> impl Iterator<Item = &crate::catalog::ColumnInfo> {
+    schema.columns.iter().filter(|c| !c.computed)
+}
+
+/// The columns of `schema` this mapping fills: known names, plus any column without a DEFAULT.
+fn mapped_columns(schema: &TableSchema, known: &[&str]) -> Vec<Column> {
+    writable(schema)
+        .filter(|c| known.contains(&c.column.name.as_str()) || !c.has_default)
+        .map(|c| c.column.clone())
+        .collect()
+}
+
+/// Rows for the samples table and the series table from decoded samples.
+pub fn samples_rows(
+    samples: &[Sample],
+    tenant: &str,
+    samples_schema: &TableSchema,
+    series_schema: &TableSchema,
+    now_ms: i64,
+) -> (TableRows, TableRows) {
+    let s_cols = mapped_columns(
+        samples_schema,
+        &["tenant", "metric", "series_id", "timestamp", "value"],
+    );
+    let r_cols = mapped_columns(
+        series_schema,
+        &[
+            "tenant",
+            "metric",
+            "series_id",
+            "label_names",
+            "label_values",
+            "last_seen",
+        ],
+    );
+    let mut sample_rows = Vec::with_capacity(samples.len());
+    let mut series_rows = Vec::new();
+    let mut seen = HashSet::new();
+    for s in samples {
+        let id = series_id(&s.metric, &s.labels);
+        sample_rows.push(
+            s_cols
+                .iter()
+                .map(|c| match c.name.as_str() {
+                    "tenant" => Value::str(tenant),
+                    "metric" => Value::str(&s.metric),
+                    "series_id" => Value::UInt(id),
+                    "timestamp" => time_value(&c.ty, s.timestamp_ms),
+                    "value" => Value::Float(s.value),
+                    _ => zero_of(&c.ty),
+                })
+                .collect(),
+        );
+        if seen.insert(id) {
+            series_rows.push(
+                r_cols
+                    .iter()
+                    .map(|c| match c.name.as_str() {
+                        "tenant" => Value::str(tenant),
+                        "metric" => Value::str(&s.metric),
+                        "series_id" => Value::UInt(id),
+                        "label_names" => {
+                            Value::Array(s.labels.iter().map(|(k, _)| Value::str(k)).collect())
+                        }
+                        "label_values" => {
+                            Value::Array(s.labels.iter().map(|(_, v)| Value::str(v)).collect())
+                        }
+                        "last_seen" => time_value(&c.ty, now_ms),
+                        _ => zero_of(&c.ty),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    (
+        TableRows {
+            columns: Arc::new(s_cols),
+            rows: sample_rows,
+        },
+        TableRows {
+            columns: Arc::new(r_cols),
+            rows: series_rows,
+        },
+    )
+}
+
+/// Converts JSON objects (one per row) for `schema`. Columns are the union of keys present plus
+/// every writable column without a DEFAULT; a key that is not a column, or a value that does not
+/// convert, rejects the whole request naming the row (1-based) and column — like ClickHouse's own
+/// `JSONEachRow`, nothing of a bad request is written.
+///
+/// # Errors
+/// [`GatewayError::BadRequest`] naming row and column.
+pub fn json_rows(
+    objects: &[serde_json::Map<String, Json>],
+    schema: &TableSchema,
+    first_line: usize,
+) -> Result<TableRows, GatewayError> {
+    let mut present: HashSet<&str> = HashSet::new();
+    for (i, obj) in objects.iter().enumerate() {
+        for key in obj.keys() {
+            match schema.column(key) {
+                Some(c) if !c.computed => {
+                    present.insert(key.as_str());
+                }
+                Some(_) => {
+                    return Err(GatewayError::BadRequest(format!(
+                        "line {}: column `{key}` of {} is computed (MATERIALIZED/ALIAS) and cannot be written",
+                        first_line + i,
+                        schema.full_name()
+                    )))
+                }
+                None => {
+                    return Err(GatewayError::BadRequest(format!(
+                        "line {}: unknown column `{key}` for table {}",
+                        first_line + i,
+                        schema.full_name()
+                    )))
+                }
+            }
+        }
+    }
+    let columns: Vec<Column> = writable(schema)
+        .filter(|c| present.contains(c.column.name.as_str()) || !c.has_default)
+        .map(|c| c.column.clone())
+        .collect();
+    let mut rows = Vec::with_capacity(objects.len());
+    for (i, obj) in objects.iter().enumerate() {
+        let mut row = Vec::with_capacity(columns.len());
+        for c in &columns {
+            row.push(match obj.get(&c.name) {
+                Some(v) => from_json(v, &c.ty).map_err(|e| {
+                    GatewayError::BadRequest(format!(
+                        "line {}: column `{}` ({}): {e}",
+                        first_line + i,
+                        c.name,
+                        c.type_text
+                    ))
+                })?,
+                None => zero_of(&c.ty),
+            });
+        }
+        rows.push(row);
+    }
+    Ok(TableRows {
+        columns: Arc::new(columns),
+        rows,
+    })
+}
+
+/// Parses an NDJSON body into objects; blank lines are skipped.
+///
+/// # Errors
+/// [`GatewayError::BadRequest`] naming the line that is not a JSON object.
+pub fn parse_ndjson(body: &[u8]) -> Result<Vec<serde_json::Map<String, Json>>, GatewayError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| GatewayError::BadRequest(format!("body is not UTF-8: {e}")))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Json>(line) {
+            Ok(Json::Object(m)) => out.push(m),
+            Ok(_) => {
+                return Err(GatewayError::BadRequest(format!(
+                    "line {}: expected a JSON object",
+                    i + 1
+                )))
+            }
+            Err(e) => {
+                return Err(GatewayError::BadRequest(format!(
+                    "line {}: invalid JSON: {e}",
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnInfo;
+
+    fn schema(cols: &[(&str, &str, bool)]) -> TableSchema {
+        TableSchema {
+            database: "db".into(),
+            table: "t".into(),
+            columns: cols
+                .iter()
+                .map(|(n, t, d)| ColumnInfo {
+                    column: Column {
+                        name: (*n).into(),
+                        ty: ColumnType::parse(t).expect("t"),
+                        type_text: (*t).into(),
+                    },
+                    has_default: *d,
+                    computed: false,
+                })
+                .collect(),
+            engine: "MergeTree".into(),
+            distributed: None,
+        }
+    }
+
+    #[test]
+    fn time_values_follow_the_column_type() {
+        assert_eq!(time_value(&ColumnType::DateTime, 1500), Value::UInt(1));
+        assert_eq!(
+            time_value(&ColumnType::DateTime64(3), 1500),
+            Value::Int(1500)
+        );
+        assert_eq!(time_value(&ColumnType::DateTime64(6), 2), Value::Int(2000));
+        assert_eq!(time_value(&ColumnType::DateTime64(0), 2500), Value::Int(2));
+    }
+
+    #[test]
+    fn json_rows_reject_unknown_columns_and_bad_values_naming_line_and_column() {
+        let s = schema(&[("a", "UInt8", false), ("b", "String", true)]);
+        let objs = parse_ndjson(b"{\"a\":1}\n{\"a\":2,\"zz\":1}\n").expect("json");
+        let e = json_rows(&objs, &s, 1).expect_err("unknown").to_string();
+        assert!(
+            e.contains("line 2") && e.contains("`zz`") && e.contains("db.t"),
+            "{e}"
+        );
+        let objs = parse_ndjson(b"{\"a\":1}\n\n{\"a\":300}\n").expect("json");
+        let e = json_rows(&objs[1..], &s, 2).expect_err("range").to_string();
+        assert!(
+            e.contains("line 2") && e.contains("`a`") && e.contains("out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_columns_with_defaults_are_left_to_the_server() {
+        let s = schema(&[
+            ("a", "UInt8", false),
+            ("b", "String", true),
+            ("c", "UInt8", false),
+        ]);
+        let objs = parse_ndjson(b"{\"a\":1}").expect("json");
+        let r = json_rows(&objs, &s, 1).expect("ok");
+        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(r.rows, vec![vec![Value::UInt(1), Value::UInt(0)]]);
+    }
+
+    #[test]
+    fn samples_map_to_both_tables_with_one_series_row_per_series() {
+        let samples_schema = schema(&[
+            ("tenant", "String", false),
+            ("metric", "String", false),
+            ("series_id", "UInt64", false),
+            ("timestamp", "DateTime", false),
+            ("value", "Float64", false),
+        ]);
+        let series_schema = schema(&[
+            ("metric", "String", false),
+            ("series_id", "UInt64", false),
+            ("label_names", "Array(String)", false),
+            ("label_values", "Array(String)", false),
+            ("last_seen", "DateTime", false),
+        ]);
+        let s = |v| Sample {
+            metric: "up".into(),
+            labels: vec![("job".into(), "api".into())],
+            timestamp_ms: 2000,
+            value: v,
+        };
+        let (a, b) = samples_rows(&[s(1.0), s(2.0)], "", &samples_schema, &series_schema, 5000);
+        assert_eq!(a.rows.len(), 2);
+        assert_eq!(b.rows.len(), 1);
+        assert_eq!(a.rows[0][3], Value::UInt(2));
+        assert_eq!(b.rows[0][2], Value::Array(vec![Value::str("job")]));
+    }
+}

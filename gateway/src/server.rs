@@ -1,0 +1,451 @@
+//! The HTTP surface: routes, admission (body limit, memory budget), decompression, and the
+//! mapping of [`GatewayError`] to statuses a client can act on.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::batcher::Batcher;
+use crate::catalog::{Catalog, TableSchema};
+use crate::config::GatewayConfig;
+use crate::ingest::{self, TableRows};
+use crate::protocol::{self, Sample};
+use crate::{chcompat, metrics, GatewayError};
+
+/// Shared state of all handlers.
+pub struct App {
+    /// Configuration.
+    pub cfg: GatewayConfig,
+    /// Samples database.
+    pub database: String,
+    /// Schema cache.
+    pub catalog: Catalog,
+    /// Batching and writing.
+    pub batcher: Batcher,
+    /// Memory budget in KiB permits.
+    pub budget: Arc<Semaphore>,
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, format!("{self}\n")).into_response();
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(remote_write))
+        .route("/write", post(influx))
+        .route("/api/v2/write", post(influx))
+        .route("/v1/metrics", post(otlp))
+        .route("/ingest/{db}/{table}", post(ingest_table))
+        .route("/", post(chcompat::handle_post).get(chcompat::handle_get))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics::render(),
+                )
+            }),
+        )
+        .with_state(app)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Holds memory budget for a request's lifetime.
+pub struct Admission {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    bytes: usize,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        metrics::INFLIGHT_BYTES.dec_by(self.bytes as i64);
+    }
+}
+
+impl App {
+    /// Reads and decompresses the body within the size limit and memory budget.
+    ///
+    /// # Errors
+    /// 413 over the limit, 429 over the budget, 415 for an unknown encoding, 400 for a corrupt one.
+    pub async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        default_encoding: Option<&str>,
+    ) -> Result<(Bytes, Admission), GatewayError> {
+        let limit = self.cfg.max_body_bytes;
+        let raw = to_bytes(body, limit)
+            .await
+            .map_err(|_| GatewayError::TooLarge { limit })?;
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_ascii_lowercase())
+            .or_else(|| default_encoding.map(str::to_owned));
+        let data = decompress(raw, encoding.as_deref(), limit)?;
+        let kib = u32::try_from(data.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| {
+                GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
+            })?;
+        metrics::INFLIGHT_BYTES.inc_by(data.len() as i64);
+        metrics::BYTES.inc_by(data.len() as u64);
+        let bytes = data.len();
+        Ok((
+            data,
+            Admission {
+                _permit: permit,
+                bytes,
+            },
+        ))
+    }
+
+    /// A ClickHouse client (round-robin).
+    ///
+    /// # Errors
+    /// [`GatewayError::Unavailable`] when the cluster has no nodes.
+    pub fn client(&self) -> Result<chgate_clickhouse_http::Client, GatewayError> {
+        self.batcher
+            .writer()
+            .cluster()
+            .any()
+            .map(|r| r.client.clone())
+            .ok_or_else(|| GatewayError::Unavailable {
+                table: String::new(),
+                message: "no ClickHouse node configured".into(),
+            })
+    }
+
+    /// A table's schema (cached).
+    ///
+    /// # Errors
+    /// As [`Catalog::get`].
+    pub async fn schema(
+        &self,
+        db: &str,
+        table: &str,
+        force: bool,
+    ) -> Result<Arc<TableSchema>, GatewayError> {
+        self.catalog.get(&self.client()?, db, table, force).await
+    }
+
+    /// Writes rows (waits for the insert).
+    ///
+    /// # Errors
+    /// As [`Batcher::submit`].
+    pub async fn write(
+        &self,
+        schema: Arc<TableSchema>,
+        rows: TableRows,
+    ) -> Result<usize, GatewayError> {
+        let n = rows.rows.len();
+        self.batcher.submit(schema, rows.columns, rows.rows).await?;
+        Ok(n)
+    }
+
+    /// Writes samples into the samples and series tables; both inserts must succeed.
+    ///
+    /// # Errors
+    /// As [`App::write`].
+    pub async fn write_samples(&self, samples: &[Sample]) -> Result<usize, GatewayError> {
+        let samples_schema = self
+            .schema(&self.database, &self.cfg.samples_table, false)
+            .await?;
+        let series_schema = self
+            .schema(&self.database, &self.cfg.series_table, false)
+            .await?;
+        let (s, r) = ingest::samples_rows(samples, "", &samples_schema, &series_schema, now_ms());
+        let (a, b) = tokio::join!(self.write(samples_schema, s), self.write(series_schema, r));
+        b?;
+        a
+    }
+}
+
+fn decompress(raw: Bytes, encoding: Option<&str>, limit: usize) -> Result<Bytes, GatewayError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        GatewayError::BadRequest(format!("cannot decompress {what} body: {e}"))
+    };
+    let read_all = |mut r: Box<dyn Read + '_>, what: &str| -> Result<Bytes, GatewayError> {
+        let mut out = Vec::new();
+        r.by_ref()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| bad(what, &e))?;
+        if out.len() > limit {
+            return Err(GatewayError::TooLarge { limit });
+        }
+        Ok(Bytes::from(out))
+    };
+    match encoding {
+        None | Some("" | "identity") => Ok(raw),
+        Some("gzip" | "x-gzip") => read_all(
+            Box::new(flate2::read::MultiGzDecoder::new(raw.as_ref())),
+            "gzip",
+        ),
+        Some("deflate") => read_all(
+            Box::new(flate2::read::ZlibDecoder::new(raw.as_ref())),
+            "deflate",
+        ),
+        Some("zstd") => read_all(
+            Box::new(zstd::stream::read::Decoder::new(raw.as_ref()).map_err(|e| bad("zstd", &e))?),
+            "zstd",
+        ),
+        Some("snappy") => {
+            let len = snap::raw::decompress_len(&raw).map_err(|e| bad("snappy", &e))?;
+            if len > limit {
+                return Err(GatewayError::TooLarge { limit });
+            }
+            snap::raw::Decoder::new()
+                .decompress_vec(&raw)
+                .map(Bytes::from)
+                .map_err(|e| bad("snappy", &e))
+        }
+        Some(other) => Err(GatewayError::UnsupportedMediaType(format!(
+            "Content-Encoding `{other}` is not supported (use gzip, deflate, zstd or snappy)"
+        ))),
+    }
+}
+
+fn count(protocol: &'static str, status: u16) {
+    metrics::REQUESTS
+        .get_or_create(&vec![
+            ("protocol", protocol.to_owned()),
+            ("status", status.to_string()),
+        ])
+        .inc();
+}
+
+fn finish(protocol: &'static str, result: Result<Response, GatewayError>) -> Response {
+    let resp = result.unwrap_or_else(IntoResponse::into_response);
+    count(protocol, resp.status().as_u16());
+    resp
+}
+
+async fn remote_write(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        // remote_write bodies are always snappy (block format); the header is informative.
+        let (raw, _adm) = app.read_body(&HeaderMap::new(), body, None).await?;
+        let _ = headers;
+        let samples = protocol::remote_write::decode(&raw)
+            .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let n = app.write_samples(&samples).await?;
+        metrics::ROWS
+            .get_or_create(&metrics::proto("remote_write"))
+            .inc_by(n as u64);
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    finish("remote_write", result)
+}
+
+#[derive(serde::Deserialize)]
+struct InfluxParams {
+    precision: Option<String>,
+}
+
+async fn influx(
+    State(app): State<Arc<App>>,
+    Query(q): Query<InfluxParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let precision = match q.precision.as_deref() {
+            None => protocol::influx::Precision::Nanoseconds,
+            Some(p) => p.parse().map_err(|e: protocol::influx::UnknownPrecision| {
+                GatewayError::BadRequest(e.to_string())
+            })?,
+        };
+        let (raw, _adm) = app.read_body(&headers, body, None).await?;
+        let text = std::str::from_utf8(&raw)
+            .map_err(|e| GatewayError::BadRequest(format!("body is not UTF-8: {e}")))?;
+        let batch = protocol::influx::decode(text, precision, now_ms());
+        let n = app.write_samples(&batch.samples).await?;
+        metrics::ROWS
+            .get_or_create(&metrics::proto("influx"))
+            .inc_by(n as u64);
+        if batch.errors.is_empty() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        metrics::REJECTED_ROWS
+            .get_or_create(&metrics::proto("influx"))
+            .inc_by(batch.errors.len() as u64);
+        // As InfluxDB does: good points are written, the response is 400 "partial write".
+        let lines: Vec<String> = batch
+            .errors
+            .iter()
+            .take(20)
+            .map(|e| format!("line {}: {}", e.line, e.message))
+            .collect();
+        let msg = format!(
+            "partial write: {} points written, {} rejected:\n{}\n",
+            n,
+            batch.errors.len(),
+            lines.join("\n")
+        );
+        Ok((StatusCode::BAD_REQUEST, msg).into_response())
+    }
+    .await;
+    finish("influx", result)
+}
+
+async fn otlp(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/x-protobuf")
+            .to_owned();
+        let (raw, _adm) = app.read_body(&headers, body, None).await?;
+        let json = ctype.starts_with("application/json");
+        let samples = if json {
+            protocol::otlp::decode_json(&raw)
+        } else if ctype.starts_with("application/x-protobuf")
+            || ctype.starts_with("application/protobuf")
+        {
+            protocol::otlp::decode_protobuf(&raw)
+        } else {
+            return Err(GatewayError::UnsupportedMediaType(format!(
+                "Content-Type `{ctype}` is not OTLP; use application/x-protobuf or application/json"
+            )));
+        }
+        .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let n = app.write_samples(&samples).await?;
+        metrics::ROWS
+            .get_or_create(&metrics::proto("otlp"))
+            .inc_by(n as u64);
+        Ok(if json {
+            ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+        } else {
+            (
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                Bytes::new(),
+            )
+                .into_response()
+        })
+    }
+    .await;
+    finish("otlp", result)
+}
+
+async fn ingest_table(
+    State(app): State<Arc<App>>,
+    Path((db, table)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/x-ndjson")
+            .to_owned();
+        if !(ctype.starts_with("application/x-ndjson")
+            || ctype.starts_with("application/json")
+            || ctype.starts_with("application/jsonlines"))
+        {
+            return Err(GatewayError::UnsupportedMediaType(format!(
+                "Content-Type `{ctype}` is not supported here; send application/x-ndjson"
+            )));
+        }
+        let (raw, _adm) = app.read_body(&headers, body, None).await?;
+        let n = app.ingest_ndjson(&db, &table, &raw).await?;
+        metrics::ROWS
+            .get_or_create(&metrics::proto("ndjson"))
+            .inc_by(n as u64);
+        Ok((StatusCode::OK, format!("{{\"rows\":{n}}}\n")).into_response())
+    }
+    .await;
+    finish("ndjson", result)
+}
+
+impl App {
+    /// NDJSON rows into `db.table`; an unknown column triggers one schema refresh first.
+    ///
+    /// # Errors
+    /// 400 naming line and column; insert errors.
+    pub async fn ingest_ndjson(
+        &self,
+        db: &str,
+        table: &str,
+        raw: &[u8],
+    ) -> Result<usize, GatewayError> {
+        let objects = ingest::parse_ndjson(raw)?;
+        let mut schema = self.schema(db, table, false).await?;
+        let rows = match ingest::json_rows(&objects, &schema, 1) {
+            Ok(r) => r,
+            Err(GatewayError::BadRequest(m)) if m.contains("unknown column") => {
+                schema = self.schema(db, table, true).await?;
+                ingest::json_rows(&objects, &schema, 1)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.write(schema, rows).await
+    }
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let cluster = app.batcher.writer().cluster().clone();
+    let mut lines = Vec::new();
+    let mut ready = true;
+    for (i, shard) in cluster.shards.iter().enumerate() {
+        let mut up = Vec::new();
+        for r in shard {
+            let ok = tokio::time::timeout(Duration::from_secs(2), r.client.query("SELECT 1"))
+                .await
+                .map(|r| r.is_ok())
+                .unwrap_or(false);
+            if ok {
+                up.push(r.name.clone());
+            }
+        }
+        ready &= !up.is_empty();
+        lines.push(format!(
+            "shard {}: {} of {} replicas reachable {:?}",
+            i + 1,
+            up.len(),
+            shard.len(),
+            up
+        ));
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, lines.join("\n") + "\n").into_response()
+}

@@ -1,0 +1,323 @@
+//! The ClickHouse writer: `distributed` mode inserts into the `Distributed` table synchronously
+//! (`insert_distributed_sync=1`, so an ack means rows are on their shard); `shard-aware` mode
+//! computes the table's own sharding function and inserts each shard's rows straight into its
+//! local replicated table, failing over between that shard's replicas.
+//!
+//! Shard-aware placement applies when the sharding key is a plain integer column (as in the
+//! shipped schema, `series_id`): ClickHouse sends a row to shard `key % total_weight` with all
+//! weights 1, in `remote_servers` order. Other tables fall back to the Distributed insert.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chgate_clickhouse_http::{quote_ident, Client, Feature, ServerVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableSchema;
+use crate::encode::{self, Column, Format};
+use crate::retry::{classify, Backoff, Class};
+use crate::value::{Row, Value};
+use crate::GatewayError;
+
+/// How rows reach the shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// Insert into the Distributed table with `insert_distributed_sync=1`.
+    Distributed,
+    /// Insert each shard's rows into its local table directly.
+    ShardAware,
+}
+
+/// One replica.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Node name (`ch-s1r2`).
+    pub name: String,
+    /// Its client.
+    pub client: Client,
+}
+
+/// The cluster as the writer sees it: shards in `remote_servers` order.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Shards, each with its replicas.
+    pub shards: Vec<Vec<Replica>>,
+    /// Lowest server version in the cluster (features are used only if every node has them).
+    pub version: ServerVersion,
+    next: AtomicUsize,
+}
+
+impl Cluster {
+    /// A cluster of the given shards.
+    pub fn new(shards: Vec<Vec<Replica>>, version: ServerVersion) -> Self {
+        Cluster {
+            shards,
+            version,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every replica, shard-major.
+    pub fn all(&self) -> impl Iterator<Item = &Replica> {
+        self.shards.iter().flatten()
+    }
+
+    /// Some client, round-robin (for schema look-ups and forwarded queries).
+    pub fn any(&self) -> Option<&Replica> {
+        let all: Vec<&Replica> = self.all().collect();
+        (!all.is_empty()).then(|| all[self.next.fetch_add(1, Ordering::Relaxed) % all.len()])
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// Placement.
+    pub mode: WriteMode,
+    /// Wire format.
+    pub format: Format,
+    /// Retry policy.
+    pub backoff: Backoff,
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows written.
+    pub rows: usize,
+    /// Encoded bytes sent (first attempts).
+    pub bytes: usize,
+    /// Retries performed.
+    pub retries: u32,
+}
+
+/// Inserts batches.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    cluster: Arc<Cluster>,
+    settings: WriterSettings,
+}
+
+/// A shard index for each row, when the table can be written shard-aware.
+pub fn shard_of_rows(
+    schema: &TableSchema,
+    columns: &[Column],
+    rows: &[Row],
+    shards: usize,
+) -> Option<Vec<usize>> {
+    let key = schema.distributed.as_ref()?.sharding_key.trim().to_owned();
+    let idx = columns.iter().position(|c| c.name == key)?;
+    let integer = matches!(
+        columns[idx].ty,
+        crate::types::ColumnType::UInt8
+            | crate::types::ColumnType::UInt16
+            | crate::types::ColumnType::UInt32
+            | crate::types::ColumnType::UInt64
+    );
+    if !integer || shards == 0 {
+        return None;
+    }
+    Some(
+        rows.iter()
+            .map(|r| match &r[idx] {
+                Value::UInt(k) => (*k % shards as u64) as usize,
+                _ => 0,
+            })
+            .collect(),
+    )
+}
+
+impl Writer {
+    /// A writer over `cluster`.
+    pub fn new(cluster: Arc<Cluster>, settings: WriterSettings) -> Self {
+        Writer { cluster, settings }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Writes `rows` (values for `columns`) into `schema`'s table.
+    ///
+    /// # Errors
+    /// [`GatewayError::Rejected`] for bad data, [`GatewayError::Unavailable`] after retries.
+    pub async fn write(
+        &self,
+        schema: &TableSchema,
+        columns: &[Column],
+        rows: &[Row],
+    ) -> Result<WriteReport, GatewayError> {
+        if rows.is_empty() {
+            return Ok(WriteReport::default());
+        }
+        let shards = self.cluster.shards.len();
+        let placement = match (self.settings.mode, &schema.distributed) {
+            (WriteMode::ShardAware, Some(_)) => shard_of_rows(schema, columns, rows, shards),
+            _ => None,
+        };
+        match (placement, &schema.distributed) {
+            (Some(place), Some(d)) => {
+                let mut per_shard: Vec<Vec<Row>> = vec![Vec::new(); shards];
+                for (row, s) in rows.iter().zip(place) {
+                    per_shard[s].push(row.clone());
+                }
+                let target = format!(
+                    "{}.{}",
+                    quote_ident(&d.local_database),
+                    quote_ident(&d.local_table)
+                );
+                let jobs = per_shard
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.is_empty())
+                    .map(|(s, shard_rows)| {
+                        let body = encode::encode(self.settings.format, columns, shard_rows);
+                        let replicas: Vec<&Replica> = self.cluster.shards[s].iter().collect();
+                        self.insert(
+                            schema,
+                            &target,
+                            columns,
+                            body,
+                            replicas,
+                            &[],
+                            shard_rows.len(),
+                        )
+                    });
+                let results = futures_util::future::join_all(jobs).await;
+                let mut total = WriteReport::default();
+                for r in results {
+                    let r = r?;
+                    total.rows += r.rows;
+                    total.bytes += r.bytes;
+                    total.retries += r.retries;
+                }
+                Ok(total)
+            }
+            _ => {
+                let body = encode::encode(self.settings.format, columns, rows);
+                let target = format!(
+                    "{}.{}",
+                    quote_ident(&schema.database),
+                    quote_ident(&schema.table)
+                );
+                let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
+                let all: Vec<&Replica> = self.cluster.all().collect();
+                let n = all.len().max(1);
+                let rotated: Vec<&Replica> = (0..all.len()).map(|i| all[(start + i) % n]).collect();
+                let sync = [("insert_distributed_sync", "1")];
+                let settings: &[(&str, &str)] = if schema.distributed.is_some() {
+                    &sync
+                } else {
+                    &[]
+                };
+                self.insert(
+                    schema,
+                    &target,
+                    columns,
+                    body,
+                    rotated,
+                    settings,
+                    rows.len(),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Sends an already-encoded insert (ClickHouse-compatible pass-through) with retries.
+    ///
+    /// # Errors
+    /// As [`Writer::write`].
+    pub async fn passthrough(
+        &self,
+        schema: &TableSchema,
+        sql: &str,
+        settings: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<WriteReport, GatewayError> {
+        let all: Vec<&Replica> = self.cluster.all().collect();
+        let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
+        let n = all.len().max(1);
+        let rotated: Vec<&Replica> = (0..all.len()).map(|i| all[(start + i) % n]).collect();
+        self.send(schema, sql, settings.to_vec(), body, &rotated, 0)
+            .await
+    }
+
+    /// Sends `body` to the first replica, retrying transient failures (on the next replica) with
+    /// backoff. The same bytes every time.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert(
+        &self,
+        schema: &TableSchema,
+        target: &str,
+        columns: &[Column],
+        body: Bytes,
+        replicas: Vec<&Replica>,
+        extra: &[(&str, &str)],
+        rows: usize,
+    ) -> Result<WriteReport, GatewayError> {
+        let format = self.settings.format.for_columns(columns);
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let sql = format!(
+            "INSERT INTO {target} ({}) FORMAT {}",
+            cols.join(", "),
+            format.as_sql()
+        );
+        // Same bytes, same token: a retried block is dropped by the server like a duplicate block.
+        let token = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&body)[..16]);
+        let mut settings: Vec<(&str, &str)> = extra.to_vec();
+        if self.cluster.version.has(Feature::InsertDeduplicationToken) {
+            settings.push(("insert_deduplication_token", &token));
+        }
+        self.send(schema, &sql, settings, body, &replicas, rows)
+            .await
+    }
+
+    async fn send(
+        &self,
+        schema: &TableSchema,
+        sql: &str,
+        settings: Vec<(&str, &str)>,
+        body: Bytes,
+        replicas: &[&Replica],
+        rows: usize,
+    ) -> Result<WriteReport, GatewayError> {
+        let backoff = self.settings.backoff;
+        let mut last = String::from("no replica configured");
+        for attempt in 0..backoff.attempts {
+            let Some(replica) = replicas.get(attempt as usize % replicas.len().max(1)) else {
+                break;
+            };
+            if attempt > 0 {
+                tokio::time::sleep(backoff.delay(attempt, rand::random::<f64>())).await;
+            }
+            match replica.client.insert(sql, &settings, body.clone()).await {
+                Ok(()) => {
+                    return Ok(WriteReport {
+                        rows,
+                        bytes: body.len(),
+                        retries: attempt,
+                    })
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    if classify(&e) == Class::Reject {
+                        return Err(GatewayError::Rejected {
+                            table: schema.full_name(),
+                            message: e.to_string(),
+                        });
+                    }
+                    tracing::warn!(table = %schema.full_name(), replica = %replica.name, attempt, error = %e, "insert failed; retrying");
+                    crate::metrics::RETRIES.inc();
+                }
+            }
+        }
+        Err(GatewayError::Unavailable {
+            table: schema.full_name(),
+            message: last,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! ClickHouse HTTP compatibility: what existing ClickHouse clients send.
+
+use chgate_gateway::encode::Format;
+use chgate_gateway::writer::WriteMode;
+use chgate_harness::rig;
+
+use crate::support::{gateway, http, per_shard_counts};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_in_clickhouse_formats_and_read_only_queries_pass_everything_else_refused() {
+    let rig = rig().await;
+    let db = rig.unique_name("gw_chc");
+    let t = rig.topology();
+    let (cluster, root) = (&t.cluster.name, &t.clickhouse.keeper_root);
+    for sql in [
+        format!("CREATE DATABASE {db} ON CLUSTER {cluster}"),
+        format!(
+            "CREATE TABLE {db}.kv_local ON CLUSTER {cluster} (k UInt64, v String) \
+             ENGINE = ReplicatedMergeTree('{root}/tables/{{shard}}/{db}/kv_local', '{{replica}}') ORDER BY k"
+        ),
+        format!("CREATE TABLE {db}.kv ON CLUSTER {cluster} AS {db}.kv_local ENGINE = Distributed({cluster}, {db}, kv_local, k)"),
+    ] {
+        rig.clickhouse(0).execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let gw = gateway(rig, &db, WriteMode::Distributed, Format::Native).await;
+    let client = http();
+    // RowBinary with the query in the URL, as clickhouse-rs sends it.
+    let mut rb = Vec::new();
+    for k in 0u64..10 {
+        rb.extend_from_slice(&k.to_le_bytes());
+        rb.push(2);
+        rb.extend_from_slice(format!("r{}", k % 10).as_bytes());
+    }
+    let resp = client
+        .post(format!("{}/?database={db}", gw.url))
+        .query(&[("query", "INSERT INTO kv (k, v) FORMAT RowBinary")])
+        .body(rb)
+        .send()
+        .await
+        .expect("rowbinary");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    // JSONEachRow with the query at the start of the body.
+    let body = format!("INSERT INTO {db}.kv FORMAT JSONEachRow\n{{\"k\":100,\"v\":\"j\"}}\n{{\"k\":101,\"v\":\"j\"}}\n");
+    let resp = client
+        .post(format!("{}/", gw.url))
+        .body(body)
+        .send()
+        .await
+        .expect("json");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    // TSV pass-through.
+    let resp = client
+        .post(format!("{}/", gw.url))
+        .query(&[("query", format!("INSERT INTO {db}.kv FORMAT TSV"))])
+        .body("200\tt\n201\tt\n")
+        .send()
+        .await
+        .expect("tsv");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let shards = per_shard_counts(rig, &format!("{db}.kv_local"), "1").await;
+    assert_eq!(shards.iter().sum::<u64>(), 14, "{shards:?}");
+    // Client libraries' metadata queries are forwarded read-only.
+    let v = client
+        .get(format!("{}/", gw.url))
+        .query(&[("query", "SELECT version()")])
+        .send()
+        .await
+        .expect("version");
+    assert_eq!(v.status(), 200);
+    assert!(
+        v.text().await.unwrap_or_default().trim().starts_with("18."),
+        "forwarded to the rig's 18.16"
+    );
+    // Anything else is refused with the reason.
+    let drop = client
+        .post(format!("{}/", gw.url))
+        .body(format!("DROP TABLE {db}.kv"))
+        .send()
+        .await
+        .expect("drop");
+    assert_eq!(drop.status(), 400);
+    assert!(drop
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("only ingests"));
+    let exists = rig
+        .clickhouse(0)
+        .query(&format!("EXISTS TABLE {db}.kv"))
+        .await
+        .expect("exists");
+    assert_eq!(exists.trim(), "1", "DROP was not executed");
+    gw.shutdown().await;
+}
