@@ -512,6 +512,27 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        // Encryption runs PBKDF2 (10000 rounds) per case: few cases.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn a_row_written_from_the_spec_is_a_noop_and_any_port_change_is_not(
+            host in "[a-z0-9.-]{1,30}", port in 1u16..u16::MAX, user in "[a-z_]{1,12}",
+            name in "[ -~]{1,60}", pw in "[ -~]{1,40}",
+        ) {
+            let mut s = spec();
+            (s.host, s.port, s.username, s.name) = (host, port, user, name);
+            s.password = Secret::new(pw.clone());
+            let mut row = good_row(&s);
+            let enc = encrypt_to_text(pw.as_bytes(), KEY, Wrapping::SecureJsonData);
+            row.secure_json_data = Some(serde_json::json!({ "password": enc }).to_string());
+            let secrets = [good_secret(&s, 1)];
+            proptest::prop_assert!(plan(&s, Some(&row), Some(&secrets), KEY).is_noop());
+            s.port = port.wrapping_add(1).max(1);
+            proptest::prop_assert!(!plan(&s, Some(&row), Some(&secrets), KEY).is_noop());
+        }
+    }
+
     #[test]
     fn editable_row_and_extra_json_keys_are_drift() {
         let s = spec();

@@ -66,7 +66,7 @@ fn local_render_matches_its_golden_files() {
 }
 
 #[test]
-fn rendered_yaml_parses_with_a_yaml_parser_into_what_grafana_reads() {
+fn rendered_yaml_and_ini_parse_into_what_grafana_reads() {
     let files = render(Addressing::Pods, &IniSettings::pods());
     let dir = tempfile::tempdir().expect("tmp");
     write_all(dir.path(), &files).expect("write");
@@ -83,12 +83,20 @@ assert d["secureJsonData"]["password"] == "$__env{CHGATE_CLICKHOUSE_PASSWORD}", 
 p = pr["providers"][0]
 assert pr["apiVersion"] == 1 and p["type"] == "file", pr
 assert p["options"]["path"] == "/etc/grafana/provisioning/dashboards", p
+import configparser
+ini = configparser.ConfigParser(interpolation=None)
+ini.read_string(open(sys.argv[3]).read())
+assert ini["database"]["type"] == "postgres", dict(ini["database"])
+assert ini["remote_cache"]["type"] == "database"
+assert ini["security"]["secret_key"].startswith("$__file{"), dict(ini["security"])
+assert len(ini["unified_alerting"]["ha_peers"].split(",")) == 3
 print("ok")
 "#;
     let out = Command::new("python3")
         .args(["-c", script])
         .arg(dir.path().join("datasources/chgate-clickhouse.yaml"))
         .arg(dir.path().join("dashboards/chgate.yaml"))
+        .arg(dir.path().join("instances/grafana-1.ini"))
         .output()
         .expect("python3 with PyYAML");
     assert!(
