@@ -4,6 +4,7 @@
 
 mod chcompat;
 mod ndjson;
+mod oracle;
 mod placement;
 mod protocols;
 mod support;
