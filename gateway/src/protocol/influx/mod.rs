@@ -1,8 +1,9 @@
 //! Influx line protocol → samples: `<measurement>_<field>` metrics, tags as labels.
 //!
-//! Parsing is done by the `influxdb-line-protocol` crate (InfluxData's IOx parser, a port of the
-//! Go parser's line splitting and escaping rules); this module numbers the lines, maps parsed
-//! lines onto [`Sample`]s and reports every bad line without dropping the good ones.
+//! [`parse`] splits the body into lines (newlines inside quoted strings stay in their line) and
+//! parses each into borrowed parts; this module maps parsed lines onto [`Sample`]s and reports
+//! every bad line with its number, without dropping the good ones. (The `influxdb-line-protocol`
+//! crate was measured first and was too slow for the 3M samples/s target; see bench/RESULTS.md.)
 //!
 //! Mapping (details and examples in `gateway/PROTOCOLS.md`):
 //! - metric = `<measurement>_<field>`; a field named `value` maps to just `<measurement>`;
@@ -15,7 +16,9 @@
 
 use std::str::FromStr;
 
-use influxdb_line_protocol::{EscapedStr, FieldValue, ParsedLine};
+pub mod parse;
+
+use parse::{FieldValue, Line};
 
 use super::{is_clean_name, push_sanitized, Sample};
 
@@ -100,25 +103,17 @@ pub fn decode(body: &str, precision: Precision, now_ms: i64) -> InfluxBatch {
         samples: Vec::with_capacity(body.len() / 40),
         ..InfluxBatch::default()
     };
-    let mut line_no = 1;
-    for chunk in influxdb_line_protocol::split_lines(body) {
-        let this_line = line_no;
-        // A quoted string field may hold newlines: keep counting physical lines.
-        line_no += 1 + chunk.bytes().filter(|&b| b == b'\n').count();
-        let chunk = chunk.strip_suffix('\r').unwrap_or(chunk);
-        let trimmed = chunk.trim_start_matches([' ', '\t']);
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+    let mut line = Line::default();
+    for (line_no, text) in parse::lines(body) {
+        if parse::is_blank(text) {
             continue;
         }
-        let result = match influxdb_line_protocol::parse_lines(trimmed).next() {
-            Some(Ok(parsed)) => map_line(&parsed, precision, now_ms, &mut batch),
-            Some(Err(e)) => Err(describe_parse_error(&e, trimmed)),
-            None => continue,
-        };
+        let result = parse::parse_line(text, &mut line)
+            .and_then(|()| map_line(&line, precision, now_ms, &mut batch));
         if let Err(message) = result {
             batch.errors.push(LineError {
-                line: this_line,
-                message,
+                line: line_no,
+                message: with_excerpt(message, text),
             });
         }
     }
@@ -128,7 +123,7 @@ pub fn decode(body: &str, precision: Precision, now_ms: i64) -> InfluxBatch {
 /// Appends the samples of one parsed line, or says why the line is rejected (then nothing of
 /// it is appended).
 fn map_line(
-    line: &ParsedLine<'_>,
+    line: &Line<'_>,
     precision: Precision,
     now_ms: i64,
     batch: &mut InfluxBatch,
@@ -140,38 +135,39 @@ fn map_line(
             .ok_or_else(|| format!("timestamp {ts} is out of range for precision {precision:?}"))?,
     };
     let labels = labels(line)?;
-    let measurement = line.series.measurement.as_str();
-    let numeric = line
-        .field_set
+    let count = line
+        .fields
         .iter()
-        .filter(|(_, v)| !matches!(v, FieldValue::String(_)));
-    let count = numeric.clone().count();
-    batch.skipped_string_fields += line.field_set.len() - count;
+        .filter(|(_, v)| !matches!(v, FieldValue::Str(_)))
+        .count();
+    batch.skipped_string_fields += line.fields.len() - count;
     let mut labels = Some(labels);
-    for (i, (field, value)) in numeric.enumerate() {
-        let labels = if i + 1 == count {
+    let mut emitted = 0;
+    for (field, value) in &line.fields {
+        let Some(value) = numeric_value(value) else {
+            continue;
+        };
+        emitted += 1;
+        let labels = if emitted == count {
             labels.take().unwrap_or_default()
         } else {
             labels.clone().unwrap_or_default()
         };
         batch.samples.push(Sample {
-            metric: metric_name(measurement, field),
+            metric: metric_name(&line.measurement, field),
             labels,
             timestamp_ms,
-            value: numeric_value(value),
+            value,
         });
     }
     Ok(())
 }
 
 /// Tags → labels: names sanitized, sorted, unique; `__name__` is reserved.
-fn labels(line: &ParsedLine<'_>) -> Result<Vec<(String, String)>, String> {
-    let Some(tags) = &line.series.tag_set else {
-        return Ok(Vec::new());
-    };
-    let mut labels: Vec<(String, String)> = Vec::with_capacity(tags.len());
-    for (name, value) in tags {
-        labels.push((label_name(name), value.as_str().to_owned()));
+fn labels(line: &Line<'_>) -> Result<Vec<(String, String)>, String> {
+    let mut labels: Vec<(String, String)> = Vec::with_capacity(line.tags.len());
+    for (name, value) in &line.tags {
+        labels.push((label_name(name), value.to_string()));
     }
     if labels.iter().any(|(n, _)| n == "__name__") {
         return Err("tag key __name__ is reserved for the metric name".to_owned());
@@ -188,8 +184,7 @@ fn labels(line: &ParsedLine<'_>) -> Result<Vec<(String, String)>, String> {
     Ok(labels)
 }
 
-fn label_name(name: &EscapedStr<'_>) -> String {
-    let name = name.as_str();
+fn label_name(name: &str) -> String {
     if is_clean_name(name) {
         return name.to_owned();
     }
@@ -199,8 +194,7 @@ fn label_name(name: &EscapedStr<'_>) -> String {
 }
 
 /// `<measurement>_<field>`, or `<measurement>` for the field `value`; sanitized.
-fn metric_name(measurement: &str, field: &EscapedStr<'_>) -> String {
-    let field = field.as_str();
+fn metric_name(measurement: &str, field: &str) -> String {
     let mut out = String::with_capacity(measurement.len() + field.len() + 2);
     push_sanitized(&mut out, measurement);
     if field != "value" {
@@ -210,29 +204,23 @@ fn metric_name(measurement: &str, field: &EscapedStr<'_>) -> String {
     out
 }
 
-fn numeric_value(value: &FieldValue<'_>) -> f64 {
+/// The sample value of a field; `None` for strings (skipped).
+fn numeric_value(value: &FieldValue<'_>) -> Option<f64> {
     match value {
-        FieldValue::F64(v) => *v,
+        FieldValue::Float(v) => Some(*v),
         // i64/u64 beyond 2^53 lose precision: the samples table stores Float64.
-        FieldValue::I64(v) => *v as f64,
-        FieldValue::U64(v) => *v as f64,
-        FieldValue::Boolean(b) => f64::from(u8::from(*b)),
-        FieldValue::String(_) => f64::NAN,
+        FieldValue::Int(v) => Some(*v as f64),
+        FieldValue::UInt(v) => Some(*v as f64),
+        FieldValue::Bool(b) => Some(f64::from(u8::from(*b))),
+        FieldValue::Str(_) => None,
     }
 }
 
-/// The parser's error plus the start of the line, so the client can find it.
-fn describe_parse_error(e: &influxdb_line_protocol::Error, line: &str) -> String {
-    use influxdb_line_protocol::Error as E;
-    let what = match e {
-        E::GenericParsingError { .. } => "invalid line protocol, expected \
-             `measurement[,tag=value...] field=value[,field=value...] [timestamp]`"
-            .to_owned(),
-        other => other.to_string(),
-    };
+/// The message plus the start of the line, so the client can find it.
+fn with_excerpt(message: String, line: &str) -> String {
     let end = line.char_indices().nth(80).map_or(line.len(), |(i, _)| i);
     let ellipsis = if end < line.len() { "..." } else { "" };
-    format!("{what} (line: {:?}{ellipsis})", &line[..end])
+    format!("{message}; line: {:?}{ellipsis}", &line[..end])
 }
 
 #[cfg(test)]
