@@ -15,6 +15,8 @@ ensure_debian_packages() {
     [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
     [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
     [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    # Prometheus itself, as a real remote_write client in the gateway's live tests.
+    [ -x /usr/bin/prometheus ] || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing Debian packages: ${missing[*]}; run as root" >&2

@@ -6,5 +6,6 @@ mod chcompat;
 mod ndjson;
 mod oracle;
 mod placement;
+mod prometheus;
 mod protocols;
 mod support;
