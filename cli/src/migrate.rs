@@ -146,17 +146,44 @@ pub async fn run(args: MigrateArgs, topology: &LoadedTopology) -> anyhow::Result
             }
         }
         MigrateCommand::Up { to, dry_run: false } => {
-            let report = migrator.up(to, &print_progress).await?;
-            let ran: Vec<String> = report
-                .plan
-                .steps
-                .iter()
-                .map(|s| format!("V{}", s.version))
-                .collect();
-            if ran.is_empty() {
+            let done = std::sync::Mutex::new(Vec::new());
+            let progress = |p: &Progress| {
+                print_progress(p);
+                if let Progress::Version {
+                    version,
+                    status,
+                    took,
+                } = p
+                {
+                    if let Ok(mut d) = done.lock() {
+                        d.push((*version, *status, *took));
+                    }
+                }
+            };
+            let report = migrator.up(to, &progress).await?;
+            if report.plan.is_empty() {
                 println!("ClickHouse: up to date");
             } else {
-                println!("ClickHouse: applied {}", ran.join(", "));
+                println!(
+                    "{:<8} {:<20} {:<10} {:<11} {:<10} TIME",
+                    "VERSION", "NAME", "VARIANT", "STATEMENTS", "STATUS"
+                );
+                let done = done.lock().map(|d| d.clone()).unwrap_or_default();
+                for s in &report.plan.steps {
+                    let (status, took) = done
+                        .iter()
+                        .find(|(v, _, _)| *v == s.version)
+                        .map_or(("?", Duration::ZERO), |(_, st, t)| (st.as_str(), *t));
+                    println!(
+                        "{:<8} {:<20} {:<10} {:<11} {:<10} {:.1} s",
+                        s.version,
+                        s.name,
+                        s.variant.as_str(),
+                        format!("{}/{}", s.statements.len(), s.statements_total),
+                        status,
+                        took.as_secs_f64()
+                    );
+                }
             }
             if !args.skip_postgres {
                 let target = PgTarget::from_topology(topology)?;

@@ -130,7 +130,9 @@ pub fn is_on_cluster(stmt: &str) -> bool {
     })
 }
 
-/// Runs `stmt` through `coord` and waits for every host.
+/// Runs `stmt` through `coord` and waits for every host. Hosts in `known_down` (unreachable at
+/// pre-flight, with `--allow-unavailable`) are not waited for: the server wait is cut to 2 s and
+/// the outcome is `Pending` as soon as only they are left.
 ///
 /// # Errors
 /// [`Error::HostFailed`] naming the node and ClickHouse's error; [`Error::ClickHouse`] for other
@@ -141,8 +143,14 @@ pub async fn run(
     stmt: &str,
     at: StatementRef<'_>,
     settings: DdlSettings,
+    known_down: &[String],
 ) -> Result<Outcome> {
-    let wait = settings.server_wait.as_secs().max(1).to_string();
+    let server_wait = if known_down.is_empty() {
+        settings.server_wait
+    } else {
+        settings.server_wait.min(Duration::from_secs(2))
+    };
+    let wait = server_wait.as_secs().max(1).to_string();
     let sent = coord
         .client
         .query_with(
@@ -181,7 +189,7 @@ pub async fn run(
         Err(e) if e.code() == Some(CODE_TIMEOUT) => {
             let task = task_from_timeout(&e.to_string()).ok_or(e)?;
             tracing::warn!(file = at.file, statement = at.statement, %task, "ON CLUSTER wait timed out; polling Keeper for pending hosts");
-            wait_task(cluster, coord, &task, at, settings.extra_wait).await
+            wait_task(cluster, coord, &task, at, settings.extra_wait, known_down).await
         }
         Err(chgate_clickhouse_http::Error::Server { code, message, .. })
             if failing_host(&message).is_some() =>
@@ -193,7 +201,8 @@ pub async fn run(
     }
 }
 
-/// Polls a DDL task until every host finished it or `extra` runs out.
+/// Polls a DDL task until every host finished it, only `known_down` hosts are left, or `extra`
+/// runs out.
 ///
 /// # Errors
 /// [`Error::HostFailed`] if a host finished it with an error; [`Error::ClickHouse`].
@@ -203,6 +212,7 @@ pub async fn wait_task(
     task: &str,
     at: StatementRef<'_>,
     extra: Duration,
+    known_down: &[String],
 ) -> Result<Outcome> {
     let deadline = Instant::now() + extra;
     loop {
@@ -212,7 +222,8 @@ pub async fn wait_task(
                 cluster.nodes.iter().map(|n| n.name.clone()).collect(),
             ));
         }
-        if Instant::now() >= deadline {
+        let only_known = pending.iter().all(|h| known_down.contains(h));
+        if only_known || Instant::now() >= deadline {
             return Ok(Outcome::Pending {
                 task: task.to_owned(),
                 hosts: pending,

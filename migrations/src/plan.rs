@@ -138,6 +138,10 @@ pub struct Step {
     pub statements: Vec<Statement>,
     /// Why.
     pub kind: StepKind,
+    /// Hosts a previous run left pending for this version (re-checked before `applied`).
+    pub pending_hosts: Vec<String>,
+    /// Their DDL tasks.
+    pub pending_tasks: Vec<String>,
 }
 
 /// The ordered work of an `up`.
@@ -251,7 +255,10 @@ fn step_from_ledger(m: &Migration, row: &LedgerRow) -> Result<Option<Step>> {
         ),
         was => (StepKind::Resume { was }, row.statement_index as usize),
     };
-    Ok(Some(step(m, variant, file, from, kind)))
+    let mut s = step(m, variant, file, from, kind);
+    s.pending_hosts.clone_from(&row.pending_hosts);
+    s.pending_tasks.clone_from(&row.ddl_tasks);
+    Ok(Some(s))
 }
 
 fn fresh(m: &Migration, server: ServerVersion) -> Result<Step> {
@@ -270,6 +277,8 @@ fn step(m: &Migration, variant: Variant, file: &SqlFile, from: usize, kind: Step
         statements_total: file.statements.len(),
         statements: file.statements.iter().skip(from).cloned().collect(),
         kind,
+        pending_hosts: Vec::new(),
+        pending_tasks: Vec::new(),
     }
 }
 
@@ -540,6 +549,17 @@ mod tests {
         assert!(
             matches!(&p.steps[0].kind, StepKind::AwaitPending { hosts, .. } if hosts == &["ch-s1r2"])
         );
+    }
+
+    #[test]
+    fn a_resumed_version_keeps_the_hosts_an_earlier_run_left_pending() {
+        let s = set();
+        let mut r = row(&s, 1, Variant::Modern, Status::Failed, 2);
+        r.pending_hosts = vec!["ch-s2r2".into()];
+        r.ddl_tasks = vec!["/q/query-1".into()];
+        let p = plan(&s, &ledger(vec![r]), v("26.1"), Some(1)).expect("plan");
+        assert_eq!(p.steps[0].pending_tasks, vec!["/q/query-1"]);
+        assert_eq!(p.steps[0].pending_hosts, vec!["ch-s2r2"]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::lock::{Holder, KeeperLock, LockSettings, DEFAULT_LOCK_PATH};
 use crate::plan::{self, LedgerRow, Plan, Status, StatusLine, Step, StepKind};
 use crate::preflight::{self, HostCheck};
 use crate::source::{prefix_checksum, MigrationSet};
-use crate::sql::{Placeholders, DEFAULT_TTL_DAYS};
+use crate::sql::{Placeholders, Statement, DEFAULT_TTL_DAYS};
 
 /// Everything a command needs besides the topology.
 #[derive(Debug, Clone)]
@@ -347,7 +347,20 @@ impl Migrator {
         progress(&Progress::Locked {
             token: lock.fencing_token(),
         });
-        let result = self.up_locked(&lock, coord, server, target, progress).await;
+        let down: Vec<String> = hosts
+            .iter()
+            .filter(|h| !h.reachable())
+            .map(|h| h.node.clone())
+            .collect();
+        let mut run = Run {
+            m: self,
+            lock: &lock,
+            coord,
+            down: &down,
+            seq: 0,
+            progress,
+        };
+        let result = run.up(server, target).await;
         let released = lock.release().await;
         let plan = result?;
         released?;
@@ -358,44 +371,6 @@ impl Migrator {
             placeholders: self.placeholders.clone(),
             cluster: self.cluster.name.clone(),
         })
-    }
-
-    async fn up_locked(
-        &self,
-        lock: &KeeperLock,
-        coord: &Node,
-        server: ServerVersion,
-        target: Option<u32>,
-        progress: &(dyn Fn(&Progress) + Sync),
-    ) -> Result<Plan> {
-        for (i, sql) in ledger::bootstrap_sql(&self.cluster).iter().enumerate() {
-            let at = StatementRef {
-                file: "(ledger bootstrap)",
-                statement: i + 1,
-            };
-            match ddl::run(&self.cluster, coord, sql, at, self.opts.ddl).await? {
-                Outcome::Pending { task, hosts } if !self.opts.allow_unavailable => {
-                    return Err(pending_error(at, task, hosts, self.opts.ddl));
-                }
-                _ => {}
-            }
-        }
-        let rows = ledger::read(&self.cluster, coord)
-            .await?
-            .unwrap_or_default();
-        self.check_fence(lock, coord).await?;
-        let plan = plan::plan(&self.set, &plan::latest(&rows), server, target)?;
-        let mut run = Run {
-            m: self,
-            lock,
-            coord,
-            seq: 0,
-            progress,
-        };
-        for step in &plan.steps {
-            run.step(step).await?;
-        }
-        Ok(plan)
     }
 
     async fn check_fence(&self, lock: &KeeperLock, coord: &Node) -> Result<()> {
@@ -473,12 +448,41 @@ fn pending_error(at: StatementRef<'_>, task: String, hosts: Vec<String>, d: DdlS
 struct Run<'a> {
     m: &'a Migrator,
     lock: &'a KeeperLock,
+    /// Node that issues `ON CLUSTER` statements and writes the ledger.
     coord: &'a Node,
+    /// Hosts unreachable at pre-flight (only with `--allow-unavailable`).
+    down: &'a [String],
     seq: u32,
     progress: &'a (dyn Fn(&Progress) + Sync),
 }
 
 impl Run<'_> {
+    /// Bootstraps the ledger, plans from it, runs every step.
+    async fn up(&mut self, server: ServerVersion, target: Option<u32>) -> Result<Plan> {
+        let m = self.m;
+        for (i, sql) in ledger::bootstrap_sql(&m.cluster).iter().enumerate() {
+            let at = StatementRef {
+                file: "(ledger bootstrap)",
+                statement: i + 1,
+            };
+            match ddl::run(&m.cluster, self.coord, sql, at, m.opts.ddl, self.down).await? {
+                Outcome::Pending { task, hosts } if !m.opts.allow_unavailable => {
+                    return Err(pending_error(at, task, hosts, m.opts.ddl));
+                }
+                _ => {}
+            }
+        }
+        let rows = ledger::read(&m.cluster, self.coord)
+            .await?
+            .unwrap_or_default();
+        m.check_fence(self.lock, self.coord).await?;
+        let plan = plan::plan(&m.set, &plan::latest(&rows), server, target)?;
+        for step in &plan.steps {
+            self.step(step).await?;
+        }
+        Ok(plan)
+    }
+
     fn row(&mut self, s: &Step, status: Status, index: usize, started: Instant) -> LedgerRow {
         self.seq += 1;
         LedgerRow {
@@ -515,9 +519,9 @@ impl Run<'_> {
 
     async fn step(&mut self, s: &Step) -> Result<()> {
         let started = Instant::now();
-        let (mut tasks, mut hosts) = match &s.kind {
-            StepKind::AwaitPending { hosts, tasks } => (tasks.clone(), hosts.clone()),
-            _ => (Vec::new(), Vec::new()),
+        let mut pending = Pending {
+            tasks: s.pending_tasks.clone(),
+            hosts: s.pending_hosts.clone(),
         };
         self.m.check_fence(self.lock, self.coord).await?;
         if s.kind == StepKind::Fresh {
@@ -525,50 +529,56 @@ impl Run<'_> {
             self.write(&row).await?;
         }
         for st in &s.statements {
-            self.lock.check().await?;
-            let at = StatementRef {
-                file: &s.file_name,
-                statement: st.index + 1,
-            };
-            let sql = self
-                .m
-                .placeholders
-                .apply(&st.sql)
-                .map_err(|reason| Error::Syntax {
-                    file: s.file_name.clone(),
-                    line: st.line,
-                    reason,
-                })?;
-            let outcome =
-                match ddl::run(&self.m.cluster, self.coord, &sql, at, self.m.opts.ddl).await {
-                    Ok(o) => o,
-                    Err(e) => return Err(self.failed(s, st.index, started, e).await),
-                };
-            let pending = match outcome {
-                Outcome::Done(_) => Vec::new(),
-                Outcome::Pending { task, hosts: h } if self.m.opts.allow_unavailable => {
-                    tasks.push(task);
-                    merge(&mut hosts, &h);
-                    h
-                }
-                Outcome::Pending { task, hosts: h } => {
-                    let e = pending_error(at, task, h, self.m.opts.ddl);
-                    return Err(self.failed(s, st.index, started, e).await);
-                }
+            let now_pending = match self.statement(s, st, &mut pending).await {
+                Ok(p) => p,
+                Err(e) => return Err(self.failed(s, st.index, started, &pending, e).await),
             };
             let mut row = self.row(s, Status::Progress, st.index + 1, started);
-            row.pending_hosts.clone_from(&hosts);
-            row.ddl_tasks.clone_from(&tasks);
+            row.pending_hosts.clone_from(&pending.hosts);
+            row.ddl_tasks.clone_from(&pending.tasks);
             self.write(&row).await?;
             (self.progress)(&Progress::Statement {
                 version: s.version,
                 file: s.file_name.clone(),
                 index: st.index,
                 total: s.statements_total,
-                pending,
+                pending: now_pending,
             });
         }
-        self.finish(s, tasks, started).await
+        self.finish(s, pending.tasks, started).await
+    }
+
+    /// Runs one statement; returns the hosts it is pending on (recorded in `pending`).
+    async fn statement(
+        &self,
+        s: &Step,
+        st: &Statement,
+        pending: &mut Pending,
+    ) -> Result<Vec<String>> {
+        self.lock.check().await?;
+        let at = StatementRef {
+            file: &s.file_name,
+            statement: st.index + 1,
+        };
+        let sql = self
+            .m
+            .placeholders
+            .apply(&st.sql)
+            .map_err(|reason| Error::Syntax {
+                file: s.file_name.clone(),
+                line: st.line,
+                reason,
+            })?;
+        let (m, down) = (self.m, self.down);
+        match ddl::run(&m.cluster, self.coord, &sql, at, m.opts.ddl, down).await? {
+            Outcome::Done(_) => Ok(Vec::new()),
+            Outcome::Pending { task, hosts } if m.opts.allow_unavailable => {
+                pending.tasks.push(task);
+                merge(&mut pending.hosts, &hosts);
+                Ok(hosts)
+            }
+            Outcome::Pending { task, hosts } => Err(pending_error(at, task, hosts, m.opts.ddl)),
+        }
     }
 
     /// Re-checks pending tasks; records `applied` or `pending`.
@@ -586,6 +596,7 @@ impl Run<'_> {
                 task,
                 at,
                 self.m.opts.ddl.extra_wait,
+                self.down,
             )
             .await?
             {
@@ -622,14 +633,29 @@ impl Run<'_> {
     }
 
     /// Records a failure at statement `index` (best effort) and returns the error.
-    async fn failed(&mut self, s: &Step, index: usize, started: Instant, e: Error) -> Error {
+    async fn failed(
+        &mut self,
+        s: &Step,
+        index: usize,
+        started: Instant,
+        pending: &Pending,
+        e: Error,
+    ) -> Error {
         let mut row = self.row(s, Status::Failed, index, started);
         row.error = e.to_string();
+        row.pending_hosts.clone_from(&pending.hosts);
+        row.ddl_tasks.clone_from(&pending.tasks);
         if let Err(w) = self.write(&row).await {
             tracing::error!(error = %w, "could not record the failure in the ledger");
         }
         e
     }
+}
+
+/// Hosts and DDL tasks of the current version that some host has not run yet.
+struct Pending {
+    tasks: Vec<String>,
+    hosts: Vec<String>,
 }
 
 fn merge(into: &mut Vec<String>, more: &[String]) {
