@@ -14,6 +14,9 @@
 //! enabled (`pkg/services/secrets/manager/manager.go`), so this format is read by every Grafana
 //! since 8.x. The two places it is stored use different base64 wrappings, see [`Wrapping`].
 
+use std::collections::HashMap;
+use std::fmt;
+
 use aes::Aes256;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
@@ -63,9 +66,9 @@ pub enum DecryptError {
 }
 
 /// Derives the AES-256 key from Grafana's `secret_key` and a salt.
-fn derive_key(secret_key: &str, salt: &[u8]) -> [u8; 32] {
+fn derive_key(secret: &[u8], salt: &[u8]) -> [u8; 32] {
     let mut key = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(secret_key.as_bytes(), salt, PBKDF2_ROUNDS, &mut key);
+    pbkdf2::pbkdf2_hmac::<Sha256>(secret, salt, PBKDF2_ROUNDS, &mut key);
     key
 }
 
@@ -84,7 +87,18 @@ pub fn encrypt(plaintext: &[u8], secret_key: &str) -> Vec<u8> {
 
 /// [`encrypt`] with a given salt and IV (tests and known-answer vectors).
 pub fn encrypt_with(plaintext: &[u8], secret_key: &str, salt: &[u8], iv: &[u8; IV_LEN]) -> Vec<u8> {
-    let key = derive_key(secret_key, salt);
+    encrypt_raw(plaintext, secret_key.as_bytes(), salt, iv)
+}
+
+/// The legacy format with any byte string as the PBKDF2 password (envelope data keys are raw
+/// bytes, used by Grafana as a Go string).
+pub(crate) fn encrypt_raw(
+    plaintext: &[u8],
+    secret: &[u8],
+    salt: &[u8],
+    iv: &[u8; IV_LEN],
+) -> Vec<u8> {
+    let key = derive_key(secret, salt);
     let mut body = plaintext.to_vec();
     CfbEnc::new(&key.into(), iv.into()).encrypt(&mut body);
     let mut out = Vec::with_capacity(AES_CFB_PREFIX.len() + salt.len() + IV_LEN + body.len());
@@ -106,17 +120,99 @@ pub fn decrypt(payload: &[u8], secret_key: &str) -> Result<Vec<u8>, DecryptError
     if payload.first() == Some(&b'#') {
         return Err(DecryptError::Envelope);
     }
+    decrypt_raw(payload, secret_key.as_bytes())
+}
+
+fn decrypt_raw(payload: &[u8], secret: &[u8]) -> Result<Vec<u8>, DecryptError> {
     let body = strip_algorithm(payload)?;
     if body.len() < SALT_LEN + IV_LEN {
         return Err(DecryptError::TooShort);
     }
     let (salt, rest) = body.split_at(SALT_LEN);
     let (iv, ciphertext) = rest.split_at(IV_LEN);
-    let key = derive_key(secret_key, salt);
+    let key = derive_key(secret, salt);
     let mut out = ciphertext.to_vec();
     let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| DecryptError::TooShort)?;
     CfbDec::new(&key.into(), &iv.into()).decrypt(&mut out);
     Ok(out)
+}
+
+/// Splits an envelope payload `#base64raw(key id)#rest` (Grafana 9+ envelope encryption,
+/// `pkg/services/secrets/manager/manager.go`) into the data key id and the rest, which is the
+/// legacy format encrypted with the data key.
+pub fn split_envelope(payload: &[u8]) -> Option<(String, &[u8])> {
+    let rest = payload.strip_prefix(b"#")?;
+    let end = rest.iter().position(|&b| b == b'#')?;
+    let id = STANDARD_NO_PAD.decode(&rest[..end]).ok()?;
+    Some((String::from_utf8(id).ok()?, &rest[end + 1..]))
+}
+
+/// The `secret_key` plus those of Grafana's envelope data keys that were decrypted with it: all
+/// chgate needs to read what Grafana itself stored.
+#[derive(Clone)]
+pub struct Keyring {
+    secret_key: String,
+    data_keys: HashMap<String, Vec<u8>>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("data_keys", &self.data_keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// A keyring holding only the `secret_key`.
+    pub fn new(secret_key: &str) -> Self {
+        Keyring {
+            secret_key: secret_key.to_owned(),
+            data_keys: HashMap::new(),
+        }
+    }
+
+    /// The `secret_key` (what chgate encrypts with).
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// Adds a data key from Grafana's `data_keys` table by decrypting its `encrypted_data` with
+    /// the `secret_key` (provider `secretKey.v1`, the default).
+    ///
+    /// # Errors
+    /// As [`decrypt`].
+    pub fn add_encrypted_data_key(
+        &mut self,
+        id: &str,
+        encrypted: &[u8],
+    ) -> Result<(), DecryptError> {
+        let key = decrypt(encrypted, &self.secret_key)?;
+        self.data_keys.insert(id.to_owned(), key);
+        Ok(())
+    }
+
+    /// Decrypts a legacy or (with a known data key) envelope payload.
+    ///
+    /// # Errors
+    /// [`DecryptError::Envelope`] for an unknown data key, else as [`decrypt`].
+    pub fn decrypt(&self, payload: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        match split_envelope(payload) {
+            Some((id, rest)) => match self.data_keys.get(&id) {
+                Some(key) => decrypt_raw(rest, key),
+                None => Err(DecryptError::Envelope),
+            },
+            None => decrypt(payload, &self.secret_key),
+        }
+    }
+
+    /// Unwraps column text and decrypts it.
+    ///
+    /// # Errors
+    /// As [`decrypt_text`].
+    pub fn decrypt_text(&self, text: &str, wrapping: Wrapping) -> Result<Vec<u8>, DecryptError> {
+        self.decrypt(&unwrap_text(text, wrapping)?)
+    }
 }
 
 /// Removes a `*base64(alg)*` prefix, mirroring `deriveEncryptionAlgorithm`.
@@ -156,13 +252,20 @@ pub fn decrypt_text(
     secret_key: &str,
     wrapping: Wrapping,
 ) -> Result<Vec<u8>, DecryptError> {
-    let raw = match wrapping {
+    decrypt(&unwrap_text(text, wrapping)?, secret_key)
+}
+
+/// Decodes column text to the raw payload (no decryption).
+///
+/// # Errors
+/// [`DecryptError::Base64`].
+pub fn unwrap_text(text: &str, wrapping: Wrapping) -> Result<Vec<u8>, DecryptError> {
+    match wrapping {
         Wrapping::SecureJsonData => STANDARD.decode(text.trim()),
         // Be lenient about padding: Go's RawStdEncoding rejects it, but a value we wrote never has it.
         Wrapping::SecretsTable => STANDARD_NO_PAD.decode(text.trim().trim_end_matches('=')),
     }
-    .map_err(|_| DecryptError::Base64)?;
-    decrypt(&raw, secret_key)
+    .map_err(|_| DecryptError::Base64)
 }
 
 #[cfg(test)]
@@ -225,6 +328,35 @@ mod tests {
         assert_ne!(a, b, "salt and IV are random");
         let salt = &a[AES_CFB_PREFIX.len()..AES_CFB_PREFIX.len() + SALT_LEN];
         assert!(salt.iter().all(u8::is_ascii_alphanumeric));
+    }
+
+    #[test]
+    fn keyring_reads_envelope_payloads_with_a_decrypted_data_key() {
+        let data_key = [7u8, 200, 3, 0, 255, 42, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8];
+        let encrypted_dk = encrypt(&data_key, "root-secret");
+        let inner = encrypt_raw(b"pw", &data_key, b"abcdEFGH", &[1; IV_LEN]);
+        let payload = [
+            b"#".as_slice(),
+            STANDARD_NO_PAD.encode("kid1").as_bytes(),
+            b"#",
+            &inner,
+        ]
+        .concat();
+        let mut ring = Keyring::new("root-secret");
+        assert_eq!(
+            ring.decrypt(&payload),
+            Err(DecryptError::Envelope),
+            "unknown key id"
+        );
+        ring.add_encrypted_data_key("kid1", &encrypted_dk)
+            .expect("data key decrypts");
+        assert_eq!(ring.decrypt(&payload).expect("envelope"), b"pw");
+        assert_eq!(
+            ring.decrypt(&encrypt(b"legacy", "root-secret"))
+                .expect("legacy"),
+            b"legacy"
+        );
+        assert!(!format!("{ring:?}").contains("root-secret"));
     }
 
     proptest! {

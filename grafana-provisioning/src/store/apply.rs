@@ -5,7 +5,7 @@ use tokio_postgres::{Row, Transaction};
 
 use super::plan::{CurrentRow, Plan, RowAction, SecretRow, SecretsAction, SECRET_TYPE};
 use super::schema::GrafanaTables;
-use crate::crypto::{encrypt_to_text, Wrapping};
+use crate::crypto::{self, encrypt_to_text, Keyring, Wrapping};
 use crate::datasource::{DatasourceSpec, ACCESS, ORG_ID, PLUGIN_TYPE};
 use crate::GrafanaError;
 
@@ -111,6 +111,63 @@ pub async fn read_secrets(
             value: r.get(2),
         })
         .collect())
+}
+
+/// Envelope data-key ids referenced by the stored values.
+fn envelope_ids(current: Option<&CurrentRow>, secrets: &[SecretRow]) -> Vec<String> {
+    let sjd = current
+        .and_then(|c| c.secure_json_data.as_deref())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v["password"].as_str().map(str::to_owned));
+    let texts = sjd
+        .map(|t| (t, Wrapping::SecureJsonData))
+        .into_iter()
+        .chain(
+            secrets
+                .iter()
+                .filter_map(|r| r.value.clone().map(|v| (v, Wrapping::SecretsTable))),
+        );
+    let mut ids: Vec<String> = texts
+        .filter_map(|(t, w)| crypto::unwrap_text(&t, w).ok())
+        .filter_map(|raw| crypto::split_envelope(&raw).map(|(id, _)| id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Adds to `keys` the data keys (provider `secretKey.v1`) that Grafana's stored values use, so
+/// values Grafana re-encrypted with envelope encryption still compare equal.
+///
+/// # Errors
+/// [`GrafanaError::Query`].
+pub async fn load_data_keys(
+    tx: &Transaction<'_>,
+    current: Option<&CurrentRow>,
+    secrets: &[SecretRow],
+    keys: &mut Keyring,
+) -> Result<(), GrafanaError> {
+    let ids = envelope_ids(current, secrets);
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = tx
+        .query(
+            "SELECT name::text, provider::text, encrypted_data FROM data_keys \
+             WHERE name = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(q("data_keys"))?;
+    for r in rows {
+        let (id, provider, data): (String, String, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+        // Other providers (cloud KMS) need credentials chgate does not have: such values stay
+        // unreadable and are rewritten in the legacy format, which every Grafana reads.
+        if provider == "secretKey.v1" && keys.add_encrypted_data_key(&id, &data).is_err() {
+            tracing::debug!(data_key = %id, "data key not decryptable with the secret_key");
+        }
+    }
+    Ok(())
 }
 
 fn secure_json(spec: &DatasourceSpec, key: &str) -> String {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chgate_topology::{Secret, Topology};
 
+use crate::crypto::Keyring;
 use crate::datasource::DatasourceSpec;
 use crate::GrafanaError;
 use plan::Drift;
@@ -157,7 +158,12 @@ pub async fn provision(
         None => None,
     };
     let key = secret_key.expose();
-    let plan = plan::plan(spec, current.as_ref(), secrets.as_deref(), key);
+    let mut keys = Keyring::new(key);
+    if tables.data_keys.is_some() {
+        let rows = secrets.as_deref().unwrap_or_default();
+        apply::load_data_keys(&tx, current.as_ref(), rows, &mut keys).await?;
+    }
+    let plan = plan::plan(spec, current.as_ref(), secrets.as_deref(), &keys);
     let written_version = match mode {
         Mode::Check => None,
         Mode::Apply => apply::execute(&tx, spec, &tables, &plan, key).await?,

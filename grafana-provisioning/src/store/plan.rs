@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::crypto::{decrypt_text, Wrapping};
+use crate::crypto::{Keyring, Wrapping};
 use crate::datasource::{DatasourceSpec, ACCESS, PLUGIN_TYPE};
 
 /// `secrets.type` Grafana uses for datasource secrets (`kvstore.DataSourceSecretType`).
@@ -172,7 +172,7 @@ pub fn plan(
     spec: &DatasourceSpec,
     current: Option<&CurrentRow>,
     secrets: Option<&[SecretRow]>,
-    secret_key: &str,
+    keys: &Keyring,
 ) -> Plan {
     let mut drift = Vec::new();
     let mut reencrypt = true;
@@ -180,7 +180,7 @@ pub fn plan(
         None => drift.push(Drift::Missing),
         Some(row) => {
             field_drift(spec, row, &mut drift);
-            match password_drift(spec, row, secret_key) {
+            match password_drift(spec, row, keys) {
                 Some(p) => drift.push(Drift::Password(p)),
                 None => reencrypt = false,
             }
@@ -188,7 +188,7 @@ pub fn plan(
     }
     let secrets_action = match secrets {
         None => SecretsAction::Nothing,
-        Some(rows) => secrets_plan(spec, rows, secret_key, &mut drift),
+        Some(rows) => secrets_plan(spec, rows, keys, &mut drift),
     };
     let row = match current {
         None => RowAction::Insert,
@@ -261,7 +261,11 @@ fn json_drift(desired: &Value, current: Option<&str>, drift: &mut Vec<Drift>) {
     }
 }
 
-fn password_drift(spec: &DatasourceSpec, row: &CurrentRow, key: &str) -> Option<PasswordDrift> {
+fn password_drift(
+    spec: &DatasourceSpec,
+    row: &CurrentRow,
+    keys: &Keyring,
+) -> Option<PasswordDrift> {
     let parsed: Option<serde_json::Map<String, Value>> = row
         .secure_json_data
         .as_deref()
@@ -272,7 +276,7 @@ fn password_drift(spec: &DatasourceSpec, row: &CurrentRow, key: &str) -> Option<
     let Some(text) = map.get("password").and_then(Value::as_str) else {
         return Some(PasswordDrift::Missing);
     };
-    match decrypt_text(text, key, Wrapping::SecureJsonData) {
+    match keys.decrypt_text(text, Wrapping::SecureJsonData) {
         Err(_) => Some(PasswordDrift::Unreadable),
         Ok(pt) if pt != spec.password.expose().as_bytes() => Some(PasswordDrift::Different),
         Ok(_) if map.len() != 1 => Some(PasswordDrift::ExtraKeys),
@@ -287,11 +291,11 @@ pub fn secrets_plaintext(spec: &DatasourceSpec) -> Vec<u8> {
         .into_bytes()
 }
 
-fn secret_row_ok(row: &SecretRow, spec: &DatasourceSpec, key: &str) -> bool {
+fn secret_row_ok(row: &SecretRow, spec: &DatasourceSpec, keys: &Keyring) -> bool {
     let Some(text) = row.value.as_deref() else {
         return false;
     };
-    let Ok(pt) = decrypt_text(text, key, Wrapping::SecretsTable) else {
+    let Ok(pt) = keys.decrypt_text(text, Wrapping::SecretsTable) else {
         return false;
     };
     let want = serde_json::json!({ "password": spec.password.expose() });
@@ -301,7 +305,7 @@ fn secret_row_ok(row: &SecretRow, spec: &DatasourceSpec, key: &str) -> bool {
 fn secrets_plan(
     spec: &DatasourceSpec,
     rows: &[SecretRow],
-    key: &str,
+    keys: &Keyring,
     drift: &mut Vec<Drift>,
 ) -> SecretsAction {
     let (mine, old): (Vec<&SecretRow>, Vec<&SecretRow>) =
@@ -318,7 +322,7 @@ fn secrets_plan(
     sorted.sort_by_key(|r| r.id);
     let keep = sorted.first().copied();
     delete_ids.extend(sorted.iter().skip(1).map(|r| r.id));
-    let keep_ok = keep.is_some_and(|r| secret_row_ok(r, spec, key));
+    let keep_ok = keep.is_some_and(|r| secret_row_ok(r, spec, keys));
     match keep {
         None => drift.push(Drift::Secrets(SecretsDrift::Missing)),
         Some(_) if !keep_ok => drift.push(Drift::Secrets(SecretsDrift::Stale)),
@@ -385,7 +389,7 @@ mod tests {
     #[test]
     fn missing_row_is_inserted() {
         let s = spec();
-        let p = plan(&s, None, None, KEY);
+        let p = plan(&s, None, None, &Keyring::new(KEY));
         assert_eq!(p.row, RowAction::Insert);
         assert_eq!(p.drift, vec![Drift::Missing]);
     }
@@ -395,7 +399,7 @@ mod tests {
         let s = spec();
         let row = good_row(&s);
         let secrets = [good_secret(&s, 1)];
-        let p = plan(&s, Some(&row), Some(&secrets), KEY);
+        let p = plan(&s, Some(&row), Some(&secrets), &Keyring::new(KEY));
         assert!(p.is_noop(), "{:?}", p.drift);
         assert_eq!(
             (p.row, p.secrets),
@@ -408,7 +412,7 @@ mod tests {
         let mut s = spec();
         let row = good_row(&s);
         s.port += 1;
-        let p = plan(&s, Some(&row), None, KEY);
+        let p = plan(&s, Some(&row), None, &Keyring::new(KEY));
         assert_eq!(
             p.drift,
             vec![Drift::Field {
@@ -432,7 +436,7 @@ mod tests {
         let mut row = good_row(&s);
         let other = encrypt_to_text(b"old-pass", KEY, Wrapping::SecureJsonData);
         row.secure_json_data = Some(serde_json::json!({ "password": other }).to_string());
-        let p = plan(&s, Some(&row), None, KEY);
+        let p = plan(&s, Some(&row), None, &Keyring::new(KEY));
         assert_eq!(p.drift, vec![Drift::Password(PasswordDrift::Different)]);
         let shown = p.drift[0].to_string();
         assert!(
@@ -453,7 +457,7 @@ mod tests {
         let s = spec();
         let mut row = good_row(&s);
         row.secure_json_data = Some(r#"{"password":"ch-pass"}"#.into());
-        let p = plan(&s, Some(&row), None, KEY);
+        let p = plan(&s, Some(&row), None, &Keyring::new(KEY));
         assert!(matches!(
             p.drift[..],
             [Drift::Password(
@@ -461,7 +465,7 @@ mod tests {
             )]
         ));
         let row = good_row(&s);
-        let p = plan(&s, Some(&row), None, "another-secret-key");
+        let p = plan(&s, Some(&row), None, &Keyring::new("another-secret-key"));
         assert!(!p.is_noop(), "a rotated secret_key must re-encrypt");
     }
 
@@ -471,7 +475,7 @@ mod tests {
         let row = good_row(&s);
         let old = good_secret(&s, 4);
         s.name = "ClickHouse (renamed)".into();
-        let p = plan(&s, Some(&row), Some(&[old]), KEY);
+        let p = plan(&s, Some(&row), Some(&[old]), &Keyring::new(KEY));
         assert!(p.drift.contains(&Drift::Secrets(SecretsDrift::OldName)));
         assert!(p.drift.contains(&Drift::Secrets(SecretsDrift::Missing)));
         assert_eq!(
@@ -494,7 +498,7 @@ mod tests {
             Wrapping::SecretsTable,
         ));
         let dup = good_secret(&s, 9);
-        let p = plan(&s, Some(&row), Some(&[dup, stale]), KEY);
+        let p = plan(&s, Some(&row), Some(&[dup, stale]), &Keyring::new(KEY));
         assert!(p.drift.contains(&Drift::Secrets(SecretsDrift::Stale)));
         assert!(p
             .drift
@@ -527,9 +531,9 @@ mod tests {
             let enc = encrypt_to_text(pw.as_bytes(), KEY, Wrapping::SecureJsonData);
             row.secure_json_data = Some(serde_json::json!({ "password": enc }).to_string());
             let secrets = [good_secret(&s, 1)];
-            proptest::prop_assert!(plan(&s, Some(&row), Some(&secrets), KEY).is_noop());
+            proptest::prop_assert!(plan(&s, Some(&row), Some(&secrets), &Keyring::new(KEY)).is_noop());
             s.port = port.wrapping_add(1).max(1);
-            proptest::prop_assert!(!plan(&s, Some(&row), Some(&secrets), KEY).is_noop());
+            proptest::prop_assert!(!plan(&s, Some(&row), Some(&secrets), &Keyring::new(KEY)).is_noop());
         }
     }
 
@@ -544,7 +548,7 @@ mod tests {
             "tlsSkipVerify": false, "extra": 1})
             .to_string(),
         );
-        let fields: Vec<String> = plan(&s, Some(&row), None, KEY)
+        let fields: Vec<String> = plan(&s, Some(&row), None, &Keyring::new(KEY))
             .drift
             .iter()
             .map(ToString::to_string)

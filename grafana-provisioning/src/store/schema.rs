@@ -49,6 +49,8 @@ pub struct GrafanaTables {
     pub data_source: Option<HashSet<String>>,
     /// Columns of `secrets`, if the table exists.
     pub secrets: Option<HashSet<String>>,
+    /// Columns of `data_keys` (envelope encryption, Grafana 9+), if the table exists.
+    pub data_keys: Option<HashSet<String>>,
 }
 
 impl GrafanaTables {
@@ -111,7 +113,8 @@ pub async fn inspect(client: &Client) -> Result<GrafanaTables, GrafanaError> {
     let rows = client
         .query(
             "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name IN ('data_source', 'secrets')",
+             WHERE table_schema = current_schema() \
+             AND table_name IN ('data_source', 'secrets', 'data_keys')",
             &[],
         )
         .await
@@ -122,10 +125,10 @@ pub async fn inspect(client: &Client) -> Result<GrafanaTables, GrafanaError> {
     let mut t = GrafanaTables::default();
     for r in rows {
         let (table, column): (String, String) = (r.get(0), r.get(1));
-        let slot = if table == "data_source" {
-            &mut t.data_source
-        } else {
-            &mut t.secrets
+        let slot = match table.as_str() {
+            "data_source" => &mut t.data_source,
+            "secrets" => &mut t.secrets,
+            _ => &mut t.data_keys,
         };
         slot.get_or_insert_with(HashSet::new).insert(column);
     }
@@ -182,7 +185,7 @@ mod tests {
     fn missing_column_is_named() {
         let t = GrafanaTables {
             data_source: cols(&DATA_SOURCE_REQUIRED[1..]),
-            secrets: None,
+            ..GrafanaTables::default()
         };
         let e = t.check().expect_err("id missing").to_string();
         assert!(e.contains("data_source") && e.contains("`id`"), "{e}");
@@ -195,6 +198,7 @@ mod tests {
         let t = GrafanaTables {
             data_source: c,
             secrets: cols(SECRETS_REQUIRED),
+            data_keys: None,
         };
         t.check().expect("complete");
         assert!(t.data_source_has("api_version") && !t.data_source_has("is_prunable"));

@@ -13,6 +13,7 @@ encoding of []byte); secrets.value is unpadded standard base64 (base64.RawStdEnc
 Reads one JSON request on stdin (so no secret appears in a process listing) and prints the result:
   {"op": "decrypt", "secret_key": K, "text": T, "wrapping": "secure_json_data"|"secrets_table"}
   {"op": "encrypt", "secret_key": K, "plaintext": P, "wrapping": ...}
+  {"op": "envelope_encrypt", "secret_key": K, "plaintext": P, "wrapping": ..., "key_id": I}
 Needs the `cryptography` package (pip install cryptography).
 """
 import base64
@@ -42,11 +43,13 @@ def wrap(raw: bytes, wrapping: str) -> str:
     return text.rstrip("=") if wrapping == "secrets_table" else text
 
 
-def derive(secret_key: str, salt: bytes) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", secret_key.encode(), salt, 10000, 32)
+def derive(secret_key, salt: bytes) -> bytes:
+    # Grafana passes the secret as a Go string: the secret_key's UTF-8, or a data key's raw bytes.
+    secret = secret_key.encode() if isinstance(secret_key, str) else secret_key
+    return hashlib.pbkdf2_hmac("sha256", secret, salt, 10000, 32)
 
 
-def decrypt(payload: bytes, secret_key: str) -> bytes:
+def decrypt(payload: bytes, secret_key) -> bytes:
     if payload[:1] == b"#":
         raise ValueError("envelope-encrypted payload")
     if payload[:1] == b"*":
@@ -63,12 +66,22 @@ def decrypt(payload: bytes, secret_key: str) -> bytes:
     return dec.update(body) + dec.finalize()
 
 
-def encrypt(plaintext: bytes, secret_key: str) -> bytes:
+def encrypt(plaintext: bytes, secret_key) -> bytes:
     alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
     salt = bytes(alphabet[b % len(alphabet)] for b in os.urandom(8))
     iv = os.urandom(16)
     enc = Cipher(algorithms.AES(derive(secret_key, salt)), modes.CFB(iv)).encryptor()
     return b"*YWVzLWNmYg*" + salt + iv + enc.update(plaintext) + enc.finalize()
+
+
+def envelope_encrypt(plaintext: bytes, secret_key: str, key_id: str):
+    """Grafana's envelope encryption with the default provider (secretKey.v1): a random 16-byte
+    data key, stored in data_keys.encrypted_data encrypted with the secret_key; the value is
+    '#' + base64raw(key id) + '#' + the legacy format keyed by the data key."""
+    data_key = os.urandom(16)
+    stored_key = encrypt(data_key, secret_key)
+    prefix = b"#" + base64.b64encode(key_id.encode()).rstrip(b"=") + b"#"
+    return stored_key, prefix + encrypt(plaintext, data_key)
 
 
 def main() -> int:
@@ -77,6 +90,12 @@ def main() -> int:
         if req["op"] == "decrypt":
             out = decrypt(unwrap(req["text"], req["wrapping"]), req["secret_key"])
             sys.stdout.write(out.decode("utf-8", errors="replace"))
+        elif req["op"] == "envelope_encrypt":
+            stored_key, raw = envelope_encrypt(
+                req["plaintext"].encode(), req["secret_key"], req["key_id"]
+            )
+            out = {"data_key_b64": base64.b64encode(stored_key).decode(), "text": wrap(raw, req["wrapping"])}
+            sys.stdout.write(json.dumps(out))
         else:
             raw = encrypt(req["plaintext"].encode(), req["secret_key"])
             sys.stdout.write(wrap(raw, req["wrapping"]))

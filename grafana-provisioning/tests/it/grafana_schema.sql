@@ -52,3 +52,22 @@ CREATE TABLE IF NOT EXISTS "secrets" (
 , "created" TIMESTAMP NOT NULL
 , "updated" TIMESTAMP NOT NULL
 );
+
+-- Envelope encryption's data keys (Grafana 9+), replayed through the same migrations so the final
+-- shape matches: "create data_keys table", "rename data_keys name column to id", "add name column
+-- into data_keys", "copy data_keys id column values into name", "rename data_keys name column to
+-- label", "rename data_keys id column back to name".
+CREATE TABLE IF NOT EXISTS "data_keys" (
+"name" VARCHAR(100) PRIMARY KEY NOT NULL
+, "active" BOOL NOT NULL
+, "scope" VARCHAR(30) NOT NULL
+, "provider" VARCHAR(50) NOT NULL
+, "encrypted_data" BYTEA NOT NULL
+, "created" TIMESTAMP NOT NULL
+, "updated" TIMESTAMP NOT NULL
+);
+ALTER TABLE "data_keys" RENAME COLUMN "name" TO "id";
+alter table "data_keys" ADD COLUMN "name" VARCHAR(100) NOT NULL DEFAULT '';
+UPDATE data_keys SET name = id;
+ALTER TABLE "data_keys" RENAME COLUMN "name" TO "label";
+ALTER TABLE "data_keys" RENAME COLUMN "id" TO "name";

@@ -7,7 +7,8 @@ use chgate_grafana::{provision, GrafanaError, Mode, Outcome, WaitSettings};
 use chgate_topology::Secret;
 
 use crate::common::{
-    captured_logs, create_tables, fresh_db, py_decrypt, rig_secret_key, rig_spec, Layout, TestDb,
+    captured_logs, create_tables, fresh_db, py_decrypt, python, rig_secret_key, rig_spec, Layout,
+    TestDb,
 };
 
 const NO_WAIT: WaitSettings = WaitSettings {
@@ -333,5 +334,92 @@ async fn logs_never_contain_the_password_or_the_secret_key() {
             "a secret leaked into the logs:\n{logs}"
         );
     }
+    db.drop().await;
+}
+
+/// Envelope-encrypts `plaintext` as Grafana 9+ does (independent Python implementation): returns
+/// the data key as stored in `data_keys.encrypted_data` and the column text.
+fn envelope(key: &Secret, plaintext: &str, wrapping: &str, key_id: &str) -> (Vec<u8>, String) {
+    use base64::Engine as _;
+    let out = python(&serde_json::json!({
+        "op": "envelope_encrypt", "secret_key": key.expose(), "plaintext": plaintext,
+        "wrapping": wrapping, "key_id": key_id
+    }))
+    .expect("python envelope-encrypts");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let stored_key = base64::engine::general_purpose::STANDARD
+        .decode(v["data_key_b64"].as_str().expect("key"))
+        .expect("b64");
+    (stored_key, v["text"].as_str().expect("text").to_owned())
+}
+
+/// Rewrites both stored values the way Grafana does with envelope encryption; the data keys go
+/// into `data_keys` only when `store_keys`.
+async fn grafana_reencrypts_with_envelope(db: &TestDb, key: &Secret, pw: &str, store_keys: bool) {
+    let (k1, sjd) = envelope(key, pw, "secure_json_data", "kid-sjd");
+    let json = serde_json::json!({ "password": pw }).to_string();
+    let (k2, secret) = envelope(key, &json, "secrets_table", "kid-sec");
+    let sjd = serde_json::json!({ "password": sjd }).to_string();
+    let c = &db.client;
+    c.execute("UPDATE data_source SET secure_json_data = $1", &[&sjd])
+        .await
+        .expect("envelope secure_json_data");
+    c.execute("UPDATE secrets SET value = $1", &[&secret])
+        .await
+        .expect("envelope secrets value");
+    if !store_keys {
+        return;
+    }
+    for (id, k) in [("kid-sjd", k1), ("kid-sec", k2)] {
+        c.execute(
+            "INSERT INTO data_keys (name, active, scope, provider, encrypted_data, created, \
+             updated, label) VALUES ($1, true, 'root', 'secretKey.v1', $2, now(), now(), $1)",
+            &[&id, &k],
+        )
+        .await
+        .expect("data key");
+    }
+}
+
+#[tokio::test]
+async fn values_grafana_reencrypted_with_envelope_encryption_still_compare_equal() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    run(&db, &spec, &key, Mode::Apply).await;
+    grafana_reencrypts_with_envelope(&db, &key, spec.password.expose(), true).await;
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert!(
+        out.drift.is_empty(),
+        "envelope values must be read: {:?}",
+        out.drift
+    );
+    assert_eq!(out.written_version, None);
+    assert_eq!(db.datasources().await[0].3, 1, "no version bump");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn envelope_values_with_an_unknown_data_key_are_rewritten_readably() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    run(&db, &spec, &key, Mode::Apply).await;
+    grafana_reencrypts_with_envelope(&db, &key, spec.password.expose(), false).await;
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert!(
+        out.drift
+            .contains(&Drift::Password(PasswordDrift::Unreadable)),
+        "{:?}",
+        out.drift
+    );
+    assert!(out.drift.contains(&Drift::Secrets(SecretsDrift::Stale)));
+    assert_eq!(out.written_version, Some(2));
+    let text = db.stored_password_text().await;
+    assert_eq!(
+        py_decrypt(key.expose(), &text, "secure_json_data"),
+        spec.password.expose()
+    );
+    assert!(run(&db, &spec, &key, Mode::Apply).await.drift.is_empty());
     db.drop().await;
 }
