@@ -646,3 +646,83 @@ async fn postgres_side_bootstraps_databases_applies_once_and_reports_status() {
         .get(0);
     assert_eq!(grafana_db, 1, "Grafana's database was bootstrapped");
 }
+
+#[tokio::test]
+async fn sigkilled_cli_process_mid_migration_is_resumed_by_the_next_up() {
+    let rig = chgate_harness::rig().await;
+    let _g = shared().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stmts: Vec<String> = (1..=10)
+        .map(|i| {
+            format!(
+                "CREATE TABLE IF NOT EXISTS ${{database}}.t{i} ON CLUSTER ${{cluster}} (x UInt8) ENGINE = Memory;"
+            )
+        })
+        .collect();
+    write_dir(dir.path(), &[("V1__ten.sql", &stmts.join("\n"))]);
+    let mut opts = options(rig, "mig_sigkill");
+    opts.dir = Some(dir.path().to_owned());
+    let db = opts.database.clone().expect("db");
+    let up = || {
+        let mut cmd = std::process::Command::new(chgate_harness::chgate_bin());
+        cmd.arg("--config")
+            .arg(chgate_harness::topology_path())
+            .args(["migrate", "up", "--skip-postgres", "--lock-timeout", "60s"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--database", &db, "--lock-path", &opts.lock_path]);
+        cmd
+    };
+    let mut child = up()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn chgate");
+    let c = rig.clickhouse(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let killed_at = loop {
+        let done = c
+            .query(&format!(
+                "SELECT max(statement_index) FROM {db}.chgate_migrations"
+            ))
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        if done >= 2 {
+            child.kill().expect("SIGKILL");
+            break done;
+        }
+        assert!(Instant::now() < deadline, "the first up made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = child.wait();
+    assert!(killed_at < 10, "killed before the end (at {killed_at})");
+    let started = Instant::now();
+    let out = up().output().expect("rerun");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rerun failed: {stderr}");
+    eprintln!(
+        "killed after statement {killed_at}; rerun took {:.1} s (waits for the dead session's lock)\n{stderr}",
+        started.elapsed().as_secs_f64()
+    );
+    let rows = ledger_rows(rig, &db, 3).await;
+    assert_eq!(applied_count(&rows), BTreeMap::from([(1, 1)]), "{rows:#?}");
+    let second_token = rows.iter().map(|r| r.fencing_token).max().expect("rows");
+    let resumed_from = rows
+        .iter()
+        .filter(|r| r.fencing_token == second_token && r.status == Status::Progress)
+        .map(|r| r.statement_index)
+        .min()
+        .expect("second run made progress rows");
+    assert!(
+        resumed_from > killed_at,
+        "the rerun resumed after the recorded statements (killed at {killed_at}, resumed with {resumed_from})"
+    );
+    assert_eq!(
+        tables_on(rig, 0, &db).await.len(),
+        11,
+        "ten tables and the ledger"
+    );
+    migrator(rig, &opts).verify().await.expect("verify passes");
+}
