@@ -8,6 +8,7 @@
 //! straight to each shard's local table, with [`retry`]) → the handler answers 2xx only after the
 //! insert of every batch holding its rows succeeded.
 
+pub mod arrow;
 pub mod batcher;
 pub mod catalog;
 pub mod chcompat;

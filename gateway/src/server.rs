@@ -374,18 +374,31 @@ async fn ingest_table(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/x-ndjson")
             .to_owned();
-        if !(ctype.starts_with("application/x-ndjson")
-            || ctype.starts_with("application/json")
-            || ctype.starts_with("application/jsonlines"))
-        {
+        let arrow = ctype.starts_with("application/vnd.apache.arrow.stream");
+        let json = [
+            "application/x-ndjson",
+            "application/json",
+            "application/jsonlines",
+        ]
+        .iter()
+        .any(|t| ctype.starts_with(t));
+        if !(arrow || json) {
             return Err(GatewayError::UnsupportedMediaType(format!(
-                "Content-Type `{ctype}` is not supported here; send application/x-ndjson"
+                "Content-Type `{ctype}` is not supported here; send application/x-ndjson or \
+                 application/vnd.apache.arrow.stream"
             )));
         }
         let (raw, _adm) = app.read_body(&headers, body, None).await?;
-        let n = app.ingest_ndjson(&db, &table, &raw).await?;
+        let n = if arrow {
+            let schema = app.schema(&db, &table, false).await?;
+            let rows = crate::arrow::rows(&raw, &schema)?;
+            app.write(schema, rows).await?
+        } else {
+            app.ingest_ndjson(&db, &table, &raw).await?
+        };
+        let protocol = if arrow { "arrow" } else { "ndjson" };
         metrics::ROWS
-            .get_or_create(&metrics::proto("ndjson"))
+            .get_or_create(&metrics::proto(protocol))
             .inc_by(n as u64);
         Ok((StatusCode::OK, format!("{{\"rows\":{n}}}\n")).into_response())
     }

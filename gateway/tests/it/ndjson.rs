@@ -139,3 +139,77 @@ async fn a_bad_row_is_named_and_nothing_of_the_request_is_written() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_ipc_stream_rows_land_on_both_shards_with_their_values() {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, Int32Array, RecordBatch, StringArray, TimestampSecondArray, UInt64Array,
+    };
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let rig = rig().await;
+    let db = rig.unique_name("gw_arrow");
+    create(rig, &db).await;
+    let gw = gateway(rig, &db, WriteMode::ShardAware, Format::Native).await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt64, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("maybe", DataType::Int32, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Second, None), false),
+    ]));
+    let n = 64u64;
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from((0..n).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(
+            (0..n).map(|i| format!("a{i}")).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int32Array::from(
+            (0..n)
+                .map(|i| (i % 3 != 0).then_some(i as i32))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(TimestampSecondArray::from(
+            (0..n).map(|i| 1_700_000_000 + i as i64).collect::<Vec<_>>(),
+        )),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), arrays).expect("batch");
+    let mut body = Vec::new();
+    {
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut body, &schema).expect("writer");
+        w.write(&batch).expect("write");
+        w.finish().expect("finish");
+    }
+    let resp = http()
+        .post(format!("{}/ingest/{db}/events", gw.url))
+        .header("Content-Type", "application/vnd.apache.arrow.stream")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let shards = per_shard_counts(rig, &format!("{db}.events_local"), "1").await;
+    assert_eq!(shards.iter().sum::<u64>(), n, "{shards:?}");
+    assert!(shards.iter().all(|&c| c > 0), "{shards:?}");
+    let row = rig
+        .clickhouse(2)
+        .query(&format!("SELECT name, maybe, toUnixTimestamp(at), note FROM {db}.events WHERE id = 5 FORMAT TSV"))
+        .await
+        .expect("select");
+    assert_eq!(row.trim(), "a5\t5\t1700000005\tnone");
+    let nulls = rig
+        .clickhouse(1)
+        .query(&format!(
+            "SELECT count() FROM {db}.events WHERE isNull(maybe)"
+        ))
+        .await
+        .expect("q");
+    assert_eq!(nulls.trim(), "22");
+    gw.shutdown().await;
+}

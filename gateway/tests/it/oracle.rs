@@ -44,7 +44,11 @@ fn rows() -> Vec<serde_json::Value> {
 }
 
 fn expected(i: usize) -> String {
-    let n = if i % 2 == 0 { "\\N".to_owned() } else { (-(i as i64) * 1000).to_string() };
+    let n = if i % 2 == 0 {
+        "\\N".to_owned()
+    } else {
+        (-(i as i64) * 1000).to_string()
+    };
     let arr: Vec<String> = (0..i).map(|j| format!("'t{j}'")).collect();
     format!(
         "2024-05-0{}T10:20:30.{:03}\t{}\t{n}\t[{}]\t{{'k':{}}}\t{i}.0125\t0000000{i}-0000-4000-8000-00000000000{i}\t{}\tabc\t{}",
@@ -63,11 +67,20 @@ fn expected(i: usize) -> String {
 fn chdb_reads_back_our_native_and_rowbinary_bytes() {
     let columns: Vec<Column> = COLUMNS
         .iter()
-        .map(|(n, t)| Column { name: (*n).into(), ty: ColumnType::parse(t).expect("type"), type_text: (*t).into() })
+        .map(|(n, t)| Column {
+            name: (*n).into(),
+            ty: ColumnType::parse(t).expect("type"),
+            type_text: (*t).into(),
+        })
         .collect();
     let values: Vec<Vec<_>> = rows()
         .iter()
-        .map(|r| columns.iter().map(|c| from_json(&r[c.name.as_str()], &c.ty).expect("converts")).collect())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| from_json(&r[c.name.as_str()], &c.ty).expect("converts"))
+                .collect()
+        })
         .collect();
     let structure: Vec<String> = COLUMNS.iter().map(|(n, t)| format!("{n} {t}")).collect();
     let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
@@ -83,7 +96,11 @@ fn chdb_reads_back_our_native_and_rowbinary_bytes() {
             .args(&names)
             .output()
             .expect("python3 runs");
-        assert!(out.status.success(), "{format:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{format:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         let got: Vec<&str> = text.lines().collect();
         let want: Vec<String> = (0..5).map(expected).collect();

@@ -39,8 +39,14 @@ async fn prometheus_remote_write_lands_its_own_series() {
     std::fs::write(dir.path().join("prometheus.yml"), config).expect("config");
     let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
     let child = Command::new("/usr/bin/prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(log)
@@ -54,7 +60,10 @@ async fn prometheus_remote_write_lands_its_own_series() {
             break;
         }
         let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "no prometheus_build_info from Prometheus in 90s; its log:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no prometheus_build_info from Prometheus in 90s; its log:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let labelled = format!(
@@ -63,7 +72,10 @@ async fn prometheus_remote_write_lands_its_own_series() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while count(rig, 0, &labelled).await == 0 {
-        assert!(Instant::now() < deadline, "series `up` with Prometheus's labels did not arrive");
+        assert!(
+            Instant::now() < deadline,
+            "series `up` with Prometheus's labels did not arrive"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     gw.shutdown().await;
