@@ -46,6 +46,10 @@ pub enum GrafanaCommand {
         /// Where Grafana reaches ClickHouse from.
         #[arg(long, value_enum, default_value_t = Target::Local)]
         target: Target,
+        /// When Grafana's tables (or its database) do not exist after the wait, say so and exit
+        /// 0 instead of failing: for scripts that run whether or not a Grafana has started.
+        #[arg(long)]
+        missing_ok: bool,
     },
     /// Write the datasource provisioning YAML, the dashboards and their provider, and one
     /// grafana.ini per instance.
@@ -66,6 +70,13 @@ pub enum GrafanaCommand {
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
     },
+}
+
+fn is_tables_missing(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<chgate_grafana::GrafanaError>(),
+        Some(chgate_grafana::GrafanaError::TablesMissing { .. })
+    )
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a plain number of seconds.
@@ -137,7 +148,14 @@ pub async fn run(cmd: GrafanaCommand, loaded: &LoadedTopology) -> anyhow::Result
             wait,
             check,
             target,
-        } => provision(loaded, wait, check, target).await,
+            missing_ok,
+        } => match provision(loaded, wait, check, target).await {
+            Err(e) if missing_ok && is_tables_missing(&e) => {
+                println!("nothing provisioned: {e}");
+                Ok(())
+            }
+            other => other,
+        },
         GrafanaCommand::Render {
             target,
             out,

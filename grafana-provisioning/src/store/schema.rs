@@ -105,6 +105,12 @@ pub async fn connect(target: &PgTarget) -> Result<Client, GrafanaError> {
     Ok(client)
 }
 
+/// Whether a connection failed because the database does not exist (SQLSTATE 3D000).
+fn is_missing_database(e: &GrafanaError) -> bool {
+    matches!(e, GrafanaError::Connect { source, .. }
+        if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME))
+}
+
 /// Reads which Grafana tables exist in the connection's current schema.
 ///
 /// # Errors
@@ -136,7 +142,8 @@ pub async fn inspect(client: &Client) -> Result<GrafanaTables, GrafanaError> {
 }
 
 /// Connects and waits until Grafana's `data_source` table exists, polling every `poll` for up to
-/// `wait`. Connection failures are retried too (the database may not exist yet).
+/// `wait`. A database that does not exist counts as "no tables yet"; other connection failures
+/// are retried until the wait is over.
 ///
 /// # Errors
 /// [`GrafanaError::TablesMissing`] when the table is still absent after `wait`;
@@ -150,12 +157,14 @@ pub async fn wait_for_tables(
     let start = Instant::now();
     loop {
         let attempt = match connect(target).await {
-            Ok(c) => inspect(&c).await.map(|t| (c, t)),
+            Ok(c) => inspect(&c).await.map(|t| (Some(c), t)),
+            // No database yet: Grafana has certainly not started against it.
+            Err(e) if is_missing_database(&e) => Ok((None, GrafanaTables::default())),
             Err(e) => Err(e),
         };
         let elapsed = start.elapsed();
         match attempt {
-            Ok((c, t)) if t.data_source.is_some() => {
+            Ok((Some(c), t)) if t.data_source.is_some() => {
                 t.check()?;
                 return Ok((c, t));
             }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chgate_grafana::store::plan::{Drift, PasswordDrift, SecretsDrift};
-use chgate_grafana::{provision, GrafanaError, Mode, Outcome, WaitSettings};
+use chgate_grafana::{provision, GrafanaError, Mode, Outcome, PgTarget, WaitSettings};
 use chgate_topology::Secret;
 
 use crate::common::{
@@ -132,6 +132,19 @@ async fn missing_tables_wait_then_fail_plainly_and_are_never_created() {
         "provision must not create Grafana's tables"
     );
     db.drop().await;
+}
+
+#[tokio::test]
+async fn a_missing_database_is_reported_as_grafana_not_started() {
+    let rig = chgate_harness::rig().await;
+    let name = rig.unique_name("nodb");
+    let target = PgTarget::from_dsn(&rig.postgres_dsn(), &name).expect("dsn");
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let err = provision(&target, &spec, &key, Mode::Check, NO_WAIT)
+        .await
+        .expect_err("no database");
+    assert!(matches!(err, GrafanaError::TablesMissing { .. }), "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
 }
 
 #[tokio::test]
