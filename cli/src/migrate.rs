@@ -40,6 +40,9 @@ pub struct MigrateArgs {
     /// How long `up` waits for another migrator before failing with the holder's name.
     #[arg(long, global = true, default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+    /// Keeper session timeout of the migrator: how soon the lock of a killed migrator frees.
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
+    pub lock_session_timeout: Duration,
     /// Proceed when some ClickHouse hosts are unreachable: their statements are recorded as
     /// pending, and a later `up` finishes them once the hosts are back.
     #[arg(long, global = true)]
@@ -102,6 +105,7 @@ impl MigrateArgs {
             },
             lock_path: self.lock_path.clone(),
             lock_timeout: self.lock_timeout,
+            session_timeout: self.lock_session_timeout,
             allow_unavailable: self.allow_unavailable,
             ..Options::default()
         }

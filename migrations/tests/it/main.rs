@@ -2,4 +2,5 @@
 //! live tests against the shared test rig (2x2 ClickHouse 18.16, 3 ZooKeeper, PostgreSQL).
 
 mod chdb;
+mod golden;
 mod live;

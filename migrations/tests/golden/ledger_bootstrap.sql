@@ -1,0 +1,3 @@
+CREATE DATABASE IF NOT EXISTS `metrics` ON CLUSTER `chgate`;
+
+CREATE TABLE IF NOT EXISTS `metrics`.chgate_migrations ON CLUSTER `chgate` (version UInt32, name String, variant String, checksum String, done_checksum String, statements_total UInt32, statement_index UInt32, status String, pending_hosts Array(String), ddl_tasks Array(String), error String, applied_by String, fencing_token UInt64, event_seq UInt32, event_time DateTime DEFAULT now(), duration_ms UInt64) ENGINE = ReplicatedMergeTree('/clickhouse/chgate/metrics/chgate_migrations', '{shard}_{replica}') ORDER BY (version, fencing_token, event_seq);
