@@ -107,7 +107,6 @@ impl MigrateArgs {
             lock_timeout: self.lock_timeout,
             session_timeout: self.lock_session_timeout,
             allow_unavailable: self.allow_unavailable,
-            ..Options::default()
         }
     }
 }
