@@ -287,7 +287,12 @@ async fn every_panel_query_runs_on_the_rig_against_the_shipped_schema() {
     let insert = format!(
         "INSERT INTO {database}.samples (tenant, metric, series_id, timestamp, value) VALUES \
          ('', 'up', 1, toDateTime({now}), 1), ('', 'up', 2, toDateTime({now}), 1), \
-         ('t1', 'chgate_rejected_rows_total', 3, toDateTime({now}), 5)"
+         ('t1', 'chgate_rejected_rows_total', 3, toDateTime({now}), 5), \
+         ('t1', 'chgate_rejected_rows_total', 3, toDateTime({now} + 10), 9), \
+         ('t1', 'chgate_flush_seconds_sum', 4, toDateTime({now}), 1.0), \
+         ('t1', 'chgate_flush_seconds_sum', 4, toDateTime({now} + 10), 1.5), \
+         ('t1', 'chgate_flush_seconds_count', 5, toDateTime({now}), 10), \
+         ('t1', 'chgate_flush_seconds_count', 5, toDateTime({now} + 10), 15)"
     );
     ch.query_with(&insert, &[("insert_distributed_sync", "1")])
         .await
@@ -303,6 +308,15 @@ async fn every_panel_query_runs_on_the_rig_against_the_shipped_schema() {
             .unwrap_or_else(|e| panic!("{name}: {e}\n{sql}"));
         if name.ends_with("samples rows/s by shard") {
             assert!(out.contains("shard 1") && out.contains("shard 2"), "{out}");
+        }
+        if name.ends_with("gateway rejects, retries and failed flushes") {
+            assert!(out.contains("chgate_rejected_rows_total\t4"), "{out}");
+        }
+        if name.ends_with("gateway flush latency (mean)") {
+            assert!(
+                out.trim_end().ends_with("\t0.1"),
+                "0.5 s over 5 flushes: {out}"
+            );
         }
     }
     let ran = queries.len();
