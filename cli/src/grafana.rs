@@ -211,6 +211,12 @@ async fn provision(
         wait,
         ..WaitSettings::default()
     };
+    if !wait.is_zero() {
+        eprintln!(
+            "waiting up to {wait:?} for Grafana's tables in {}",
+            pg.label
+        );
+    }
     let out = chgate_grafana::provision(&pg, &spec, &key, mode, settings).await?;
     report(&out, mode, &pg.label)
 }
