@@ -39,6 +39,9 @@ pub enum LocalCommand {
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
     },
+    /// Push a small uniquely named sample with every protocol through HAProxy and print the rows
+    /// found on every replica of every shard (needs `chgate migrate up` first). Exit 1 on mismatch.
+    Smoke,
     /// Stop one process (e.g. `keeper-2`, `ch-s1r2`), e.g. to try failures.
     Stop {
         /// Process name.
@@ -117,6 +120,11 @@ pub async fn run(
             stack.log_files(&role)?;
             Ok(ExitCode::SUCCESS)
         }
+        LocalCommand::Smoke => Ok(if crate::smoke::run(loaded).await? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
         LocalCommand::Stop { name } => {
             let was = stack.stop_service(&name)?;
             progress(if was { "stopped" } else { "was not running" });

@@ -8,6 +8,7 @@ mod grafana;
 mod local;
 mod migrate;
 mod serve;
+mod smoke;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

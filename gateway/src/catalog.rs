@@ -191,11 +191,14 @@ pub async fn load(
     })
 }
 
+/// `(database, table)`.
+type TableKey = (String, String);
+
 /// Cached schemas, refreshed after `ttl` (and on demand when a request names an unknown column).
 #[derive(Debug)]
 pub struct Catalog {
     ttl: Duration,
-    cache: RwLock<HashMap<(String, String), (Instant, Arc<TableSchema>)>>,
+    cache: RwLock<HashMap<TableKey, (Instant, Arc<TableSchema>)>>,
 }
 
 impl Catalog {

@@ -96,7 +96,6 @@ pub fn parse_insert(q: &str) -> Option<(InsertQuery, usize)> {
 /// Whether `q` is a read-only statement we forward.
 pub fn is_read_only(q: &str) -> bool {
     let first = q
-        .trim_start()
         .split_whitespace()
         .next()
         .unwrap_or("")

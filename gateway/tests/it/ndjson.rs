@@ -30,7 +30,7 @@ async fn ndjson_rows_land_on_both_shards_and_replicas_with_their_values_in_both_
         let db = rig.unique_name("gw_ndjson");
         create(rig, &db).await;
         let gw = gateway(rig, &db, WriteMode::Distributed, format).await;
-        let body: String = (0..100)
+        let body: String = (0i64..100)
             .map(|i| {
                 let maybe = if i % 2 == 0 { "null".to_owned() } else { (-i).to_string() };
                 format!(

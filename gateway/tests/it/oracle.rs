@@ -30,7 +30,7 @@ fn rows() -> Vec<serde_json::Value> {
             json!({
                 "ts": format!("2024-05-0{} 10:20:30.{:03}", i + 1, i * 111),
                 "lc": lc,
-                "n": if i % 2 == 0 { serde_json::Value::Null } else { json!(-(i as i64) * 1000) },
+                "n": if i.is_multiple_of(2) { serde_json::Value::Null } else { json!(-(i as i64) * 1000) },
                 "arr": (0..i).map(|j| format!("t{j}")).collect::<Vec<_>>(),
                 "m": { "k": i as f64 * 1.5 },
                 "d": format!("{i}.0125"),
@@ -44,7 +44,7 @@ fn rows() -> Vec<serde_json::Value> {
 }
 
 fn expected(i: usize) -> String {
-    let n = if i % 2 == 0 {
+    let n = if i.is_multiple_of(2) {
         "\\N".to_owned()
     } else {
         (-(i as i64) * 1000).to_string()
