@@ -85,17 +85,35 @@ fn line_len(rest: &[u8]) -> (usize, usize) {
     scan_quoted(rest)
 }
 
-/// Slow path of [`line_len`]: a `"` right after `=` in the field section opens a string.
+/// Slow path of [`line_len`]: a `"` right after `=` in the field section opens a string that
+/// may span lines. A string that spans lines must close right before `,`, a space or the end
+/// of the line; otherwise (and when it never closes) the quote is taken as a typo and the line
+/// ends at its first newline, so one bad line cannot swallow the good lines after it.
 fn scan_quoted(rest: &[u8]) -> (usize, usize) {
-    let (mut in_fields, mut quoted, mut newlines) = (false, false, 0);
+    let first_newline = || {
+        (
+            rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len()),
+            0,
+        )
+    };
+    let (mut in_fields, mut quoted, mut newlines, mut string_newlines) = (false, false, 0, 0);
     let mut i = 0;
     while i < rest.len() {
         let b = rest[i];
         if quoted {
             match b {
                 b'\\' => i += 1,
-                b'"' => quoted = false,
-                b'\n' => newlines += 1,
+                b'"' => {
+                    quoted = false;
+                    let next = rest.get(i + 1).copied();
+                    let closes_field =
+                        matches!(next, None | Some(b',' | b' ' | b'\t' | b'\r' | b'\n'));
+                    if string_newlines > 0 && !closes_field {
+                        return first_newline();
+                    }
+                    newlines += string_newlines;
+                }
+                b'\n' => string_newlines += 1,
                 _ => {}
             }
         } else {
@@ -103,11 +121,17 @@ fn scan_quoted(rest: &[u8]) -> (usize, usize) {
                 b'\\' => i += 1,
                 b'\n' => return (i, newlines),
                 b' ' => in_fields = true,
-                b'"' if in_fields && i > 0 && rest[i - 1] == b'=' => quoted = true,
+                b'"' if in_fields && i > 0 && rest[i - 1] == b'=' => {
+                    quoted = true;
+                    string_newlines = 0;
+                }
                 _ => {}
             }
         }
         i += 1;
+    }
+    if quoted && string_newlines > 0 {
+        return first_newline();
     }
     (rest.len(), newlines)
 }
@@ -579,6 +603,8 @@ mod tests {
                 (6, "c,t=\"q f=1")
             ]
         );
+        let unterminated: Vec<_> = lines("a s=\"x\nb f=1\n").collect();
+        assert_eq!(unterminated, vec![(1, "a s=\"x"), (2, "b f=1")]);
     }
 
     #[test]

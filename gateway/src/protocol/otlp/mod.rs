@@ -331,8 +331,8 @@ fn with_label(labels: &[(String, String)], name: &str, value: String) -> Vec<(St
     out
 }
 
-/// A bucket bound or quantile as Prometheus writes it: shortest decimal (`0.005`, `10`, `1e+21`
-/// stays `1000000000000000000000`), `+Inf`/`-Inf`/`NaN` for non-finite values.
+/// A bucket bound or quantile as Prometheus writes it: the shortest decimal that round-trips
+/// (`0.005`, `10`, `2.5`; never an exponent), `+Inf`/`-Inf`/`NaN` for non-finite values.
 fn format_bound(b: f64) -> String {
     if b == f64::INFINITY {
         "+Inf".to_owned()
@@ -347,5 +347,172 @@ fn invalid(metric: &Metric, reason: &str) -> DecodeError {
     DecodeError::InvalidMetric {
         metric: metric.name.clone(),
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages::*;
+    use super::*;
+
+    const JSON: &str = r#"{
+      "resourceMetrics": [{
+        "resource": {"attributes": [
+          {"key": "service.name", "value": {"stringValue": "shop"}},
+          {"key": "host.cores", "value": {"intValue": "8"}},
+          {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": true}]}}},
+          {"key": "route", "value": {"stringValue": "from-resource"}}
+        ]},
+        "scopeMetrics": [{
+          "scope": {"name": "lib", "version": "1.2"},
+          "metrics": [
+            {"name": "queue.depth", "gauge": {"dataPoints": [
+              {"timeUnixNano": "1700000000123456789", "asInt": "42",
+               "attributes": [{"key": "route", "value": {"stringValue": "/a"}}]}]}},
+            {"name": "http.requests", "sum": {"aggregationTemporality": 2, "isMonotonic": true,
+              "dataPoints": [{"timeUnixNano": 1700000000000000000, "asDouble": 7.5}]}},
+            {"name": "latency", "histogram": {"aggregationTemporality": 2, "dataPoints": [
+              {"timeUnixNano": "1700000000000000000", "count": "6", "sum": 12.5,
+               "bucketCounts": ["1", "2", "3"], "explicitBounds": [0.5, 2.5]}]}},
+            {"name": "rpc", "summary": {"dataPoints": [
+              {"timeUnixNano": "1700000000000000000", "count": "4", "sum": "NaN",
+               "quantileValues": [{"quantile": 0.5, "value": 1}, {"quantile": 0.99, "value": 3}]}]}},
+            {"name": "exp", "exponentialHistogram": {"dataPoints": [{"timeUnixNano": "1"}]}}
+          ]
+        }]
+      }]
+    }"#;
+
+    fn names(samples: &[Sample]) -> Vec<&str> {
+        samples.iter().map(|s| s.metric.as_str()).collect()
+    }
+
+    fn label<'a>(s: &'a Sample, name: &str) -> Option<&'a str> {
+        s.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn json_maps_every_kind() {
+        let got = decode_json(JSON.as_bytes()).expect("decodes");
+        assert_eq!(
+            names(&got),
+            [
+                "queue_depth",
+                "http_requests",
+                "latency_bucket",
+                "latency_bucket",
+                "latency_bucket",
+                "latency_sum",
+                "latency_count",
+                "rpc",
+                "rpc",
+                "rpc_sum",
+                "rpc_count"
+            ]
+        );
+        let gauge = &got[0];
+        assert_eq!((gauge.value, gauge.timestamp_ms), (42.0, 1_700_000_000_123));
+        assert_eq!(label(gauge, "route"), Some("/a"), "point attributes win");
+        assert_eq!(label(gauge, "service_name"), Some("shop"));
+        assert_eq!(label(gauge, "host_cores"), Some("8"));
+        assert_eq!(label(gauge, "tags"), Some(r#"["a",true]"#));
+        assert_eq!(label(gauge, "otel_scope_name"), Some("lib"));
+        assert_eq!(label(gauge, "otel_scope_version"), Some("1.2"));
+        assert_eq!(label(&got[1], "route"), Some("from-resource"));
+        let buckets: Vec<_> = got[2..5]
+            .iter()
+            .map(|s| (label(s, "le"), s.value))
+            .collect();
+        assert_eq!(
+            buckets,
+            [(Some("0.5"), 1.0), (Some("2.5"), 3.0), (Some("+Inf"), 6.0)]
+        );
+        assert_eq!((got[5].value, got[6].value), (12.5, 6.0));
+        assert_eq!(label(&got[7], "quantile"), Some("0.5"));
+        assert_eq!(got[8].value, 3.0);
+        assert!(got[9].value.is_nan());
+        for s in &got {
+            assert!(s.labels.windows(2).all(|w| w[0].0 < w[1].0), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn protobuf_and_json_agree() {
+        let json: ExportMetricsServiceRequest = serde_json::from_str(JSON).expect("parses");
+        let bytes = prost::Message::encode_to_vec(&json);
+        let from_pb = decode_protobuf(&bytes).expect("decodes");
+        let from_json = decode_json(JSON.as_bytes()).expect("decodes");
+        assert_eq!(from_pb.len(), from_json.len());
+        for (a, b) in from_pb.iter().zip(&from_json) {
+            assert_eq!(
+                (&a.metric, &a.labels, a.timestamp_ms),
+                (&b.metric, &b.labels, b.timestamp_ms)
+            );
+            assert_eq!(a.value.to_bits(), b.value.to_bits());
+        }
+    }
+
+    #[test]
+    fn snake_case_json_names_are_accepted() {
+        let body = r#"{"resource_metrics":[{"scope_metrics":[{"metrics":[{"name":"g",
+            "gauge":{"data_points":[{"time_unix_nano":"5000000","as_double":1.5}]}}]}]}]}"#;
+        let got = decode_json(body.as_bytes()).expect("decodes");
+        assert_eq!((got[0].timestamp_ms, got[0].value), (5, 1.5));
+    }
+
+    #[test]
+    fn inconsistent_histogram_names_the_metric() {
+        let body = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"my.histogram",
+            "histogram":{"dataPoints":[{"timeUnixNano":"1","count":"3",
+            "bucketCounts":[1,1,1],"explicitBounds":[1]}]}}]}]}]}"#;
+        let err = decode_json(body.as_bytes()).expect_err("3 counts for 1 bound");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("my.histogram") && msg.contains("3 bucket_counts"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_time_and_bad_json_are_errors() {
+        let body = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g",
+            "gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}"#;
+        let err = decode_json(body.as_bytes()).expect_err("no time");
+        assert!(err.to_string().contains("time_unix_nano"), "{err}");
+        let err = decode_json(br#"{"resourceMetrics": [{"scopeMetrics": 5}]}"#).expect_err("bad");
+        assert!(matches!(err, DecodeError::Json { .. }), "{err}");
+        assert!(err.to_string().contains("column"), "{err}");
+        let err = decode_protobuf(b"\xff\xff").expect_err("bad");
+        assert!(matches!(err, DecodeError::Protobuf { .. }), "{err}");
+    }
+
+    #[test]
+    fn no_recorded_value_is_a_stale_marker() {
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: None,
+                scope_metrics: vec![ScopeMetrics {
+                    scope: None,
+                    metrics: vec![Metric {
+                        name: "up".into(),
+                        gauge: Some(Gauge {
+                            data_points: vec![NumberDataPoint {
+                                time_unix_nano: 2_000_000,
+                                as_double: Some(1.0),
+                                flags: 1,
+                                ..NumberDataPoint::default()
+                            }],
+                        }),
+                        ..Metric::default()
+                    }],
+                }],
+            }],
+        };
+        let got = decode_protobuf(&prost::Message::encode_to_vec(&request)).expect("decodes");
+        assert_eq!(got[0].value.to_bits(), STALE_NAN);
+        assert!(got[0].labels.is_empty(), "no scope: no otel_scope_* labels");
     }
 }
