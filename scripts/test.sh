@@ -11,6 +11,10 @@ if ! python3 -c 'import chdb' 2>/dev/null; then
     step "installing the modern-ClickHouse oracle (pip install chdb-core)"
     python3 -m pip install -q chdb-core
 fi
+if ! python3 -c 'import cryptography, yaml' 2>/dev/null; then
+    step "installing the independent Grafana-decryption checker's deps (pip install cryptography pyyaml)"
+    python3 -m pip install -q cryptography pyyaml
+fi
 if [ -f grafana-provisioning/schema-check/package.json ] && [ ! -d grafana-provisioning/schema-check/node_modules ]; then
     step "installing dashboard schema checker (npm ci)"
     (cd grafana-provisioning/schema-check && npm ci --silent --no-audit --no-fund)
