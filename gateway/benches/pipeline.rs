@@ -19,7 +19,11 @@ fn table(name: &str, cols: &[(&str, &str)]) -> TableSchema {
         columns: cols
             .iter()
             .map(|(n, t)| ColumnInfo {
-                column: Column { name: (*n).into(), ty: ColumnType::parse(t).expect("type"), type_text: (*t).into() },
+                column: Column {
+                    name: (*n).into(),
+                    ty: ColumnType::parse(t).expect("type"),
+                    type_text: (*t).into(),
+                },
                 has_default: false,
                 computed: false,
             })
@@ -77,7 +81,9 @@ fn influx_body() -> String {
 fn bench(c: &mut Criterion) {
     let (samples_schema, series_schema) = schemas();
     let body = influx_body();
-    let n = influx::decode(&body, influx::Precision::Nanoseconds, 0).samples.len();
+    let n = influx::decode(&body, influx::Precision::Nanoseconds, 0)
+        .samples
+        .len();
     let mut g = c.benchmark_group("parse_encode");
     g.throughput(Throughput::Elements(n as u64));
     for format in [Format::Native, Format::RowBinary] {
@@ -85,7 +91,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let batch = influx::decode(&body, influx::Precision::Nanoseconds, 0);
                 let (s, r) = samples_rows(&batch.samples, "", &samples_schema, &series_schema, 0);
-                (encode(format, &s.columns, &s.rows).len(), encode(format, &r.columns, &r.rows).len())
+                (
+                    encode(format, &s.columns, &s.rows).len(),
+                    encode(format, &r.columns, &r.rows).len(),
+                )
             })
         });
     }
@@ -95,7 +104,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let decoded = remote_write::decode(&rw).expect("decodes");
             let (s, r) = samples_rows(&decoded, "", &samples_schema, &series_schema, 0);
-            (encode(Format::Native, &s.columns, &s.rows).len(), encode(Format::Native, &r.columns, &r.rows).len())
+            (
+                encode(Format::Native, &s.columns, &s.rows).len(),
+                encode(Format::Native, &r.columns, &r.rows).len(),
+            )
         })
     });
     g.finish();
