@@ -24,6 +24,7 @@ pub mod lock;
 pub mod plan;
 pub mod postgres;
 pub mod preflight;
+pub mod report;
 pub mod runner;
 pub mod source;
 pub mod sql;
