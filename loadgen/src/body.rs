@@ -1,0 +1,438 @@
+//! Request bodies: the generator's points encoded for one protocol (Influx, remote_write,
+//! NDJSON) or as ClickHouse `Native` inserts for the `direct` baseline. Pure, no sockets.
+
+use bytes::Bytes;
+use chgate_gateway::catalog::TableSchema;
+use chgate_gateway::encode::{encode, Format};
+use chgate_gateway::ingest::{samples_rows, TableRows};
+use chgate_gateway::value::Value;
+
+use crate::data::{push_cents, Generator, Point};
+
+/// One prepared request: what to send and how many samples it carries.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// Samples (rows of the `samples` table) in this request.
+    pub rows: u64,
+    /// What goes on the wire.
+    pub kind: PayloadKind,
+}
+
+impl Payload {
+    /// Body bytes on the wire (all inserts for `direct`).
+    pub fn bytes(&self) -> u64 {
+        match &self.kind {
+            PayloadKind::Http { body, .. } => body.len() as u64,
+            PayloadKind::Direct(inserts) => inserts.iter().map(|i| i.body.len() as u64).sum(),
+        }
+    }
+}
+
+/// The wire form of a [`Payload`].
+#[derive(Debug, Clone)]
+pub enum PayloadKind {
+    /// An HTTP POST to the gateway.
+    Http {
+        /// Path and query, e.g. `/write?precision=ms`.
+        path: String,
+        /// `Content-Type`.
+        content_type: &'static str,
+        /// `Content-Encoding`, if any.
+        encoding: Option<&'static str>,
+        /// The body.
+        body: Bytes,
+    },
+    /// ClickHouse inserts; the request counts as acked when all succeed.
+    Direct(Vec<Insert>),
+}
+
+/// One `INSERT ... FORMAT Native` with its encoded block.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    /// `None`: any node (Distributed table); `Some(i)`: a replica of shard `i` (0-based).
+    pub shard: Option<usize>,
+    /// The `INSERT` statement (sent in the URL).
+    pub sql: String,
+    /// The Native block.
+    pub body: Bytes,
+}
+
+/// Gateway protocols the load generator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Influx line protocol to `/write?precision=ms`.
+    Influx,
+    /// Prometheus remote_write (snappy protobuf) to `/api/v1/write`.
+    RemoteWrite,
+    /// NDJSON rows of the samples table to `/ingest/{db}/samples`.
+    Ndjson,
+}
+
+/// How the `direct` baseline reaches ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectMode {
+    /// Into the Distributed tables with `insert_distributed_sync=1`.
+    Distributed,
+    /// Into each shard's local tables, rows split by `series_id % shards`.
+    ShardLocal,
+}
+
+/// The schemas and layout the `direct` encoder needs (loaded once before a run).
+#[derive(Debug, Clone)]
+pub struct DirectTables {
+    /// The Distributed `samples` table (its columns equal `samples_local`'s).
+    pub samples: TableSchema,
+    /// The Distributed `series` table.
+    pub series: TableSchema,
+    /// Number of shards.
+    pub shards: usize,
+}
+
+/// Turns generator output into payloads.
+#[derive(Debug, Clone)]
+pub enum Encoder {
+    /// A gateway protocol; `database` is used by NDJSON's path.
+    Gateway {
+        /// The protocol.
+        protocol: Protocol,
+        /// Database of the samples table.
+        database: String,
+    },
+    /// Native inserts straight into ClickHouse.
+    Direct {
+        /// Distributed or shard-local.
+        mode: DirectMode,
+        /// Schemas and shard count.
+        tables: Box<DirectTables>,
+    },
+}
+
+impl Encoder {
+    /// The next payload of about `rows` samples (whole points), drawn from `gen`.
+    pub fn next(&self, gen: &mut Generator, rows: usize) -> Payload {
+        match self {
+            Encoder::Gateway { protocol, database } => match protocol {
+                Protocol::Influx => influx(gen, rows),
+                Protocol::RemoteWrite => remote_write(gen, rows),
+                Protocol::Ndjson => ndjson(gen, rows, database),
+            },
+            Encoder::Direct { mode, tables } => direct(gen, rows, *mode, tables),
+        }
+    }
+}
+
+fn influx(gen: &mut Generator, rows: usize) -> Payload {
+    let mut body = Vec::with_capacity(rows * 48);
+    let n = gen.render_lines(rows, &mut body);
+    Payload {
+        rows: n as u64,
+        kind: PayloadKind::Http {
+            path: "/write?precision=ms".into(),
+            content_type: "text/plain; charset=utf-8",
+            encoding: None,
+            body: body.into(),
+        },
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    chgate_gateway::encode::put_varint(out, v);
+}
+
+fn put_len_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_label(out: &mut Vec<u8>, scratch: &mut Vec<u8>, name: &str, value: &str) {
+    scratch.clear();
+    put_len_field(scratch, 0x0a, name.as_bytes());
+    put_len_field(scratch, 0x12, value.as_bytes());
+    put_len_field(out, 0x0a, scratch);
+}
+
+/// Appends one `TimeSeries` per field of `p` to a `WriteRequest` being built in `out`.
+fn put_point_series(out: &mut Vec<u8>, p: &Point<'_>, prefix: &str, s: &mut [Vec<u8>; 3]) {
+    let [series, label, sample] = s;
+    let m = p.measurement();
+    for (i, field) in m.fields.iter().enumerate() {
+        series.clear();
+        let name = format!("{prefix}{}_{field}", m.name);
+        put_label(series, label, "__name__", &name);
+        for (k, v) in &p.host.tags {
+            put_label(series, label, k, v);
+        }
+        sample.clear();
+        sample.push(0x09);
+        sample.extend_from_slice(&p.value(i).to_le_bytes());
+        sample.push(0x10);
+        put_varint(sample, p.timestamp_ms as u64);
+        put_len_field(series, 0x12, sample);
+        put_len_field(out, 0x0a, series);
+    }
+}
+
+fn remote_write(gen: &mut Generator, rows: usize) -> Payload {
+    let prefix = gen.config().prefix.clone();
+    let mut raw = Vec::with_capacity(rows * 220);
+    let mut scratch: [Vec<u8>; 3] = Default::default();
+    let n = gen.next_points(rows, |p| {
+        put_point_series(&mut raw, p, &prefix, &mut scratch)
+    });
+    let body = chgate_gateway::protocol::remote_write::compress(&raw);
+    Payload {
+        rows: n as u64,
+        kind: PayloadKind::Http {
+            path: "/api/v1/write".into(),
+            content_type: "application/x-protobuf",
+            encoding: Some("snappy"),
+            body: body.into(),
+        },
+    }
+}
+
+fn ndjson(gen: &mut Generator, rows: usize, database: &str) -> Payload {
+    let prefix = gen.config().prefix.clone();
+    let mut body = Vec::with_capacity(rows * 110);
+    let n = gen.next_points(rows, |p| {
+        let m = p.measurement();
+        let mut ts = itoa::Buffer::new();
+        let secs = ts.format(p.timestamp_ms.div_euclid(1000)).to_owned();
+        let ms = p.timestamp_ms.rem_euclid(1000);
+        for (i, field) in m.fields.iter().enumerate() {
+            body.extend_from_slice(b"{\"metric\":\"");
+            body.extend_from_slice(prefix.as_bytes());
+            body.extend_from_slice(m.name.as_bytes());
+            body.push(b'_');
+            body.extend_from_slice(field.as_bytes());
+            body.extend_from_slice(b"\",\"series_id\":");
+            body.extend_from_slice(itoa::Buffer::new().format(p.series_id(i)).as_bytes());
+            body.extend_from_slice(b",\"timestamp\":");
+            body.extend_from_slice(secs.as_bytes());
+            body.extend_from_slice(format!(".{ms:03}").as_bytes());
+            body.extend_from_slice(b",\"value\":");
+            push_cents(&mut body, p.cents[i]);
+            body.extend_from_slice(b"}\n");
+        }
+    });
+    Payload {
+        rows: n as u64,
+        kind: PayloadKind::Http {
+            path: format!("/ingest/{database}/samples"),
+            content_type: "application/x-ndjson",
+            encoding: None,
+            body: body.into(),
+        },
+    }
+}
+
+fn insert_sql(schema: &TableSchema, table: &str, rows: &TableRows) -> String {
+    let cols: Vec<String> = rows
+        .columns
+        .iter()
+        .map(|c| chgate_gateway::quote_ident(&c.name))
+        .collect();
+    format!(
+        "INSERT INTO {}.{} ({}) FORMAT Native",
+        chgate_gateway::quote_ident(&schema.database),
+        chgate_gateway::quote_ident(table),
+        cols.join(", ")
+    )
+}
+
+/// Splits `rows` by `series_id % shards` (all rows in shard 0 when there is no such column).
+fn split(rows: TableRows, shards: usize) -> Vec<TableRows> {
+    let idx = rows.columns.iter().position(|c| c.name == "series_id");
+    let mut out: Vec<TableRows> = (0..shards)
+        .map(|_| TableRows {
+            columns: rows.columns.clone(),
+            rows: Vec::new(),
+        })
+        .collect();
+    for row in rows.rows {
+        let shard = match idx.map(|i| &row[i]) {
+            Some(Value::UInt(id)) => (*id % shards as u64) as usize,
+            _ => 0,
+        };
+        out[shard].rows.push(row);
+    }
+    out
+}
+
+fn direct(gen: &mut Generator, rows: usize, mode: DirectMode, t: &DirectTables) -> Payload {
+    let samples = gen.next_samples(rows);
+    let now_ms = samples.first().map_or(0, |s| s.timestamp_ms);
+    let (s_rows, r_rows) = samples_rows(&samples, "", &t.samples, &t.series, now_ms);
+    let block = |rows: &TableRows| encode(Format::Native, &rows.columns, &rows.rows);
+    let inserts = match mode {
+        DirectMode::Distributed => vec![
+            Insert {
+                shard: None,
+                sql: insert_sql(&t.samples, &t.samples.table, &s_rows),
+                body: block(&s_rows),
+            },
+            Insert {
+                shard: None,
+                sql: insert_sql(&t.series, &t.series.table, &r_rows),
+                body: block(&r_rows),
+            },
+        ],
+        DirectMode::ShardLocal => {
+            let mut out = Vec::new();
+            let shards = t.shards.max(1);
+            for (schema, rows) in [(&t.samples, s_rows), (&t.series, r_rows)] {
+                let local = format!("{}_local", schema.table);
+                for (shard, part) in split(rows, shards).into_iter().enumerate() {
+                    if !part.rows.is_empty() {
+                        out.push(Insert {
+                            shard: Some(shard),
+                            sql: insert_sql(schema, &local, &part),
+                            body: block(&part),
+                        });
+                    }
+                }
+            }
+            out
+        }
+    };
+    Payload {
+        rows: samples.len() as u64,
+        kind: PayloadKind::Direct(inserts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chgate_gateway::catalog::ColumnInfo;
+    use chgate_gateway::encode::Column;
+    use chgate_gateway::protocol::remote_write;
+    use chgate_gateway::types::ColumnType;
+
+    use super::*;
+    use crate::data::DataConfig;
+
+    fn gen() -> Generator {
+        Generator::new(DataConfig {
+            hosts: 4,
+            prefix: "lg_x_".into(),
+            ..DataConfig::default()
+        })
+        .expect("valid")
+    }
+
+    #[test]
+    fn remote_write_body_decodes_to_the_generated_samples() {
+        let p = remote_write(&mut gen(), 500);
+        let PayloadKind::Http { body, .. } = &p.kind else {
+            panic!("http")
+        };
+        let decoded = remote_write::decode(body).expect("decodes");
+        assert_eq!(decoded.len() as u64, p.rows);
+        assert_eq!(decoded, gen().next_samples(500));
+    }
+
+    #[test]
+    fn ndjson_rows_parse_with_the_gateway_parser_and_carry_series_ids() {
+        let p = ndjson(&mut gen(), 100, "metrics");
+        let PayloadKind::Http { body, path, .. } = &p.kind else {
+            panic!("http")
+        };
+        assert_eq!(path, "/ingest/metrics/samples");
+        let objs = chgate_gateway::ingest::parse_ndjson(body).expect("ndjson");
+        assert_eq!(objs.len() as u64, p.rows);
+        let samples = gen().next_samples(100);
+        let s = &samples[3];
+        let o = &objs[3];
+        assert_eq!(o["metric"], s.metric.as_str());
+        let id = chgate_gateway::protocol::series::series_id(&s.metric, &s.labels);
+        assert_eq!(o["series_id"].as_u64(), Some(id));
+        assert_eq!(o["value"].as_f64(), Some(s.value));
+        let ts = o["timestamp"].as_f64().expect("number");
+        assert!((ts * 1000.0 - s.timestamp_ms as f64).abs() < 1.0);
+    }
+
+    fn schema(table: &str, cols: &[(&str, &str)]) -> TableSchema {
+        TableSchema {
+            database: "db".into(),
+            table: table.into(),
+            columns: cols
+                .iter()
+                .map(|(n, t)| ColumnInfo {
+                    column: Column {
+                        name: (*n).into(),
+                        ty: ColumnType::parse(t).expect("type"),
+                        type_text: (*t).into(),
+                    },
+                    has_default: false,
+                    computed: false,
+                })
+                .collect(),
+            engine: "Distributed".into(),
+            distributed: None,
+        }
+    }
+
+    fn tables() -> DirectTables {
+        DirectTables {
+            samples: schema(
+                "samples",
+                &[
+                    ("tenant", "String"),
+                    ("metric", "String"),
+                    ("series_id", "UInt64"),
+                    ("timestamp", "DateTime"),
+                    ("value", "Float64"),
+                ],
+            ),
+            series: schema(
+                "series",
+                &[
+                    ("metric", "String"),
+                    ("series_id", "UInt64"),
+                    ("label_names", "Array(String)"),
+                    ("label_values", "Array(String)"),
+                    ("last_seen", "DateTime"),
+                ],
+            ),
+            shards: 2,
+        }
+    }
+
+    #[test]
+    fn direct_shard_local_splits_by_series_id_into_local_tables() {
+        let p = direct(&mut gen(), 400, DirectMode::ShardLocal, &tables());
+        assert_eq!(p.rows, 400);
+        let PayloadKind::Direct(inserts) = &p.kind else {
+            panic!("direct")
+        };
+        assert!(inserts.iter().any(|i| i.shard == Some(0)));
+        assert!(inserts.iter().any(|i| i.shard == Some(1)));
+        assert!(inserts
+            .iter()
+            .all(|i| i.sql.contains("_local") && i.sql.ends_with("FORMAT Native")));
+        let d = direct(&mut gen(), 400, DirectMode::Distributed, &tables());
+        let PayloadKind::Direct(inserts) = &d.kind else {
+            panic!("direct")
+        };
+        assert_eq!(inserts.len(), 2);
+        assert!(inserts[0].sql.starts_with("INSERT INTO `db`.`samples` ("));
+    }
+
+    #[test]
+    fn split_uses_series_id_modulo_shards() {
+        let rows = TableRows {
+            columns: std::sync::Arc::new(vec![Column {
+                name: "series_id".into(),
+                ty: ColumnType::UInt64,
+                type_text: "UInt64".into(),
+            }]),
+            rows: (0..10u64).map(|i| vec![Value::UInt(i)]).collect(),
+        };
+        let parts = split(rows, 3);
+        assert_eq!(parts[0].rows.len(), 4);
+        assert_eq!(parts[1].rows[0], vec![Value::UInt(1)]);
+    }
+}
