@@ -106,11 +106,6 @@ pub async fn serve_on(
         cfg.listen = addr;
     }
     cfg.validate().map_err(RunError::Config)?;
-    if cfg.tls.is_some() {
-        return Err(RunError::Config(
-            "[tls] on the gateway listener is not implemented yet; terminate TLS at HAProxy".into(),
-        ));
-    }
     let batch = cfg.batch.validate().map_err(RunError::Config)?;
     let cluster = Arc::new(cluster(t, password, &cfg).await?);
     tracing::info!(version = %cluster.version, shards = cluster.shards.len(), "ClickHouse cluster");
@@ -135,13 +130,38 @@ pub async fn serve_on(
         cfg: cfg.clone(),
     });
     tracing::info!(listen = %cfg.listen, mode = ?cfg.write_mode, format = ?cfg.format, "gateway listening");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| RunError::Io {
-            addr: cfg.listen,
-            source,
-        })?;
+    let addr = cfg.listen;
+    let io = move |source| RunError::Io { addr, source };
+    match &cfg.tls {
+        None => axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(io)?,
+        Some(tls) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .map_err(|e| {
+                    RunError::Config(format!(
+                        "[tls] cert {} / key {}: {e}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ))
+                })?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            let std_listener = listener.into_std().map_err(io)?;
+            axum_server::from_tcp_rustls(std_listener, rustls)
+                .map_err(io)?
+                .handle(handle)
+                .serve(router(app).into_make_service())
+                .await
+                .map_err(io)?;
+        }
+    }
     tracing::info!("intake stopped; flushing batches");
     if !batcher.shutdown(cfg.shutdown_deadline).await {
         tracing::warn!(deadline = ?cfg.shutdown_deadline, "some batches were not flushed before the deadline");

@@ -9,3 +9,4 @@ mod placement;
 mod prometheus;
 mod protocols;
 mod support;
+mod tls;
