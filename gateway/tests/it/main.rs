@@ -8,5 +8,6 @@ mod oracle;
 mod placement;
 mod prometheus;
 mod protocols;
+mod shutdown;
 mod support;
 mod tls;
