@@ -5,6 +5,7 @@
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
 mod grafana;
+mod loadgen;
 mod local;
 mod migrate;
 mod serve;
@@ -55,6 +56,10 @@ enum Command {
     /// Run an ingest gateway: Prometheus remote_write, Influx, OTLP/HTTP, NDJSON and
     /// ClickHouse-compatible INSERTs in; batched Native/RowBinary inserts into ClickHouse out.
     Serve(serve::ServeArgs),
+    /// Load generator: TSBS-like metrics into the gateway or ClickHouse, open or closed loop,
+    /// HDR latency, end-to-end row verification; `compare` prints gateway/direct ratios.
+    #[command(subcommand)]
+    Loadgen(loadgen::LoadgenCommand),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -93,6 +98,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Grafana(cmd) => runtime
             .block_on(grafana::run(cmd, &loaded))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Loadgen(cmd) => runtime
+            .block_on(loadgen::run(cmd, &loaded))
             .map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime
             .block_on(serve::run(args, &loaded))
