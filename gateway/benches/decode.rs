@@ -1,9 +1,46 @@
 //! Decode throughput (samples/s) of the protocol decoders; run with
 //! `cargo bench -p chgate-gateway --bench decode`. Benchmarks only, no timing asserts.
+//!
+//! Time is the benchmark thread's **CPU time** (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so
+//! the numbers are samples/s per core even when other builds share the machine.
 #![allow(missing_docs)]
 
-use chgate_gateway::protocol::{influx, remote_write, series, Sample};
+use chgate_gateway::protocol::{influx, otlp, remote_write, series, Sample};
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// Criterion measurement of the current thread's CPU time, in nanoseconds.
+struct ThreadCpu(WallTime);
+
+impl Measurement for ThreadCpu {
+    type Intermediate = ThreadTime;
+    type Value = f64;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> f64 {
+        start.elapsed().as_nanos() as f64
+    }
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+    fn to_f64(&self, v: &f64) -> f64 {
+        *v
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, exactly what the wall-time formatter expects.
+        self.0.formatter()
+    }
+}
+
+fn cpu() -> Criterion<ThreadCpu> {
+    Criterion::default().with_measurement(ThreadCpu(WallTime))
+}
 
 const SERIES: usize = 10_000;
 
@@ -41,7 +78,7 @@ fn remote_write_samples() -> Vec<Sample> {
         .collect()
 }
 
-fn bench_influx(c: &mut Criterion) {
+fn bench_influx(c: &mut Criterion<ThreadCpu>) {
     let body = influx_body();
     let n = influx::decode(&body, influx::Precision::Nanoseconds, 0)
         .samples
@@ -54,16 +91,88 @@ fn bench_influx(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_remote_write(c: &mut Criterion) {
+fn bench_remote_write(c: &mut Criterion<ThreadCpu>) {
     let body = remote_write::encode(&remote_write_samples());
     let n = remote_write::decode(&body).map_or(0, |s| s.len());
     let mut g = c.benchmark_group("remote_write");
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("decode", |b| b.iter(|| remote_write::decode(&body)));
+    // Borrowed samples, each hashed to its series_id, as a pipeline writing columns would.
+    g.bench_function("decode_each_series_id", |b| {
+        let mut key = String::new();
+        b.iter(|| {
+            let mut acc = 0u64;
+            let n = remote_write::decode_each(&body, usize::MAX, |s| {
+                key.clear();
+                series::write_series_key(&mut key, s.metric, s.labels);
+                acc ^= series::series_id_of_key(&key);
+            });
+            (n, acc)
+        })
+    });
+    // The same body through prost messages, for comparison with the zero-copy reader.
+    g.bench_function("decode_via_prost", |b| {
+        b.iter(|| {
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(&body)
+                .unwrap_or_default();
+            remote_write::decode_message(&raw).and_then(remote_write::to_samples)
+        })
+    });
     g.finish();
 }
 
-fn bench_series_id(c: &mut Criterion) {
+/// OTLP: the remote_write samples as gauges, one metric per 100 points (protobuf body).
+fn bench_otlp(c: &mut Criterion<ThreadCpu>) {
+    use otlp::messages::*;
+    let samples = remote_write_samples();
+    let attr = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            string_value: Some(v.into()),
+            ..AnyValue::default()
+        }),
+    };
+    let metrics = samples
+        .chunks(100)
+        .map(|chunk| Metric {
+            name: chunk[0].metric.clone(),
+            gauge: Some(Gauge {
+                data_points: chunk
+                    .iter()
+                    .map(|s| NumberDataPoint {
+                        attributes: s.labels.iter().map(|(k, v)| attr(k, v)).collect(),
+                        time_unix_nano: s.timestamp_ms as u64 * 1_000_000,
+                        as_double: Some(s.value),
+                        ..NumberDataPoint::default()
+                    })
+                    .collect(),
+            }),
+            ..Metric::default()
+        })
+        .collect();
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", "bench")],
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: None,
+                metrics,
+            }],
+        }],
+    };
+    let body = prost::Message::encode_to_vec(&request);
+    let n = otlp::decode_protobuf(&body).map_or(0, |s| s.len());
+    let mut g = c.benchmark_group("otlp");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("decode_protobuf", |b| {
+        b.iter(|| otlp::decode_protobuf(&body))
+    });
+    g.finish();
+}
+
+fn bench_series_id(c: &mut Criterion<ThreadCpu>) {
     let samples = remote_write_samples();
     let mut g = c.benchmark_group("series");
     g.throughput(Throughput::Elements(samples.len() as u64));
@@ -80,5 +189,9 @@ fn bench_series_id(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_influx, bench_remote_write, bench_series_id);
+criterion_group! {
+    name = benches;
+    config = cpu();
+    targets = bench_influx, bench_remote_write, bench_otlp, bench_series_id
+}
 criterion_main!(benches);

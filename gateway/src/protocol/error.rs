@@ -30,6 +30,18 @@ pub enum DecodeError {
         #[source]
         source: prost::DecodeError,
     },
+    /// The bytes break the protobuf wire format (read without prost, see `remote_write`).
+    #[error(
+        "body is not a valid protobuf {message}: {reason} at byte {offset} (after decompression)"
+    )]
+    Malformed {
+        /// Expected message type.
+        message: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+        /// Byte offset in the decompressed body.
+        offset: usize,
+    },
     /// The body is not valid OTLP JSON.
     #[error("body is not a valid OTLP JSON ExportMetricsServiceRequest: {source}")]
     Json {

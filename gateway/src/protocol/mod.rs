@@ -33,6 +33,36 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// A sample whose names and values are borrowed from the request body (see
+/// [`remote_write::decode_each`]); [`SampleRef::to_sample`] makes the owned [`Sample`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRef<'a> {
+    /// Metric name.
+    pub metric: &'a str,
+    /// Labels sorted by name, unique names, `__name__` excluded.
+    pub labels: &'a [(&'a str, &'a str)],
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp_ms: i64,
+    /// The value.
+    pub value: f64,
+}
+
+impl SampleRef<'_> {
+    /// The owned [`Sample`].
+    pub fn to_sample(&self) -> Sample {
+        Sample {
+            metric: self.metric.to_owned(),
+            labels: self
+                .labels
+                .iter()
+                .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            timestamp_ms: self.timestamp_ms,
+            value: self.value,
+        }
+    }
+}
+
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_` and prefixes `_` when the name
 /// starts with a digit, so Influx and OTLP names are valid Prometheus metric and label names.
 /// An empty name stays empty (callers reject or drop it).

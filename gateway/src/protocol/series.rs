@@ -7,7 +7,13 @@
 //! so SQL can compute the same id: `SELECT cityHash64('up{job="api"}')`.
 
 /// Appends the series key of `metric` + `labels` to `out` (reuse one buffer in hot loops).
-pub fn write_series_key(out: &mut String, metric: &str, labels: &[(String, String)]) {
+/// Labels may be owned (`(String, String)`, as in a `Sample`) or borrowed (`(&str, &str)`, as
+/// in a `SampleRef`).
+pub fn write_series_key<N: AsRef<str>, V: AsRef<str>>(
+    out: &mut String,
+    metric: &str,
+    labels: &[(N, V)],
+) {
     out.push_str(metric);
     if labels.is_empty() {
         return;
@@ -17,9 +23,9 @@ pub fn write_series_key(out: &mut String, metric: &str, labels: &[(String, Strin
         if i > 0 {
             out.push(',');
         }
-        out.push_str(name);
+        out.push_str(name.as_ref());
         out.push_str("=\"");
-        push_escaped(out, value);
+        push_escaped(out, value.as_ref());
         out.push('"');
     }
     out.push('}');
@@ -41,11 +47,11 @@ fn push_escaped(out: &mut String, value: &str) {
 }
 
 /// The series key `metric{a="1",b="x"}`; `labels` must be sorted by name (as in a `Sample`).
-pub fn series_key(metric: &str, labels: &[(String, String)]) -> String {
+pub fn series_key<N: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &[(N, V)]) -> String {
     let cap = metric.len()
         + labels
             .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
+            .map(|(n, v)| n.as_ref().len() + v.as_ref().len() + 4)
             .sum::<usize>()
         + 2;
     let mut out = String::with_capacity(cap);
@@ -55,7 +61,7 @@ pub fn series_key(metric: &str, labels: &[(String, String)]) -> String {
 
 /// `cityHash64(series_key(metric, labels))` exactly as ClickHouse computes it; the sharding key
 /// of the `samples` and `series` tables.
-pub fn series_id(metric: &str, labels: &[(String, String)]) -> u64 {
+pub fn series_id<N: AsRef<str>, V: AsRef<str>>(metric: &str, labels: &[(N, V)]) -> u64 {
     series_id_of_key(&series_key(metric, labels))
 }
 
@@ -77,7 +83,8 @@ mod tests {
 
     #[test]
     fn key_forms() {
-        assert_eq!(series_key("up", &[]), "up");
+        assert_eq!(series_key::<&str, &str>("up", &[]), "up");
+        assert_eq!(series_key("up", &[("job", "api")]), r#"up{job="api"}"#);
         assert_eq!(series_key("up", &l(&[("job", "api")])), r#"up{job="api"}"#);
         assert_eq!(
             series_key("m", &l(&[("a", "1"), ("b", "x\\y\"z\nw")])),

@@ -3,7 +3,7 @@
 
 use chgate_gateway::protocol::influx::parse::{self, FieldValue, Line};
 use chgate_gateway::protocol::remote_write::{self, Label, PromSample, TimeSeries, WriteRequest};
-use chgate_gateway::protocol::{influx, sanitize_name, Sample};
+use chgate_gateway::protocol::{influx, otlp, sanitize_name, Sample};
 use proptest::prelude::*;
 
 /// Label names (valid Prometheus names) and values (anything, incl. quotes and newlines).
@@ -176,3 +176,61 @@ const BAD: &[&str] = &[
     ",host=a f=1",
     "cpu f=1 99999999999999999999",
 ];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes never panic the remote_write reader (compressed or not) or the prost path.
+    #[test]
+    fn remote_write_never_panics_on_garbage(raw in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = remote_write::decode(&remote_write::compress(&raw));
+        let _ = remote_write::decode(&raw);
+        let _ = remote_write::decode_message(&raw);
+    }
+
+    /// The zero-copy reader and the prost messages agree on every valid request.
+    #[test]
+    fn remote_write_reader_matches_prost(all in prop::collection::vec(series(), 0..10)) {
+        let request = WriteRequest {
+            timeseries: all
+                .iter()
+                .map(|(m, l, pts)| TimeSeries {
+                    labels: std::iter::once(Label { name: "__name__".into(), value: m.clone() })
+                        .chain(l.iter().map(|(n, v)| Label { name: n.clone(), value: v.clone() }))
+                        .collect(),
+                    samples: pts
+                        .iter()
+                        .map(|&(ts, bits)| PromSample { value: f64::from_bits(bits), timestamp: ts })
+                        .collect(),
+                })
+                .collect(),
+        };
+        let raw = prost::Message::encode_to_vec(&request);
+        let fast = remote_write::decode(&remote_write::compress(&raw)).expect("reader");
+        let slow = remote_write::to_samples(remote_write::decode_message(&raw).expect("prost"))
+            .expect("prost path");
+        prop_assert_eq!(fast.len(), slow.len());
+        for (a, b) in fast.iter().zip(&slow) {
+            prop_assert_eq!((&a.metric, &a.labels, a.timestamp_ms), (&b.metric, &b.labels, b.timestamp_ms));
+            prop_assert_eq!(a.value.to_bits(), b.value.to_bits());
+        }
+    }
+
+    /// Arbitrary text never panics the line-protocol decoder, and every error names a line
+    /// that exists.
+    #[test]
+    fn influx_never_panics_on_garbage(body in "(\\PC|[\\n\\r\\t\"\\\\=, ]){0,200}") {
+        let batch = influx::decode(&body, influx::Precision::Seconds, 0);
+        let lines = body.matches('\n').count() + 1;
+        for e in &batch.errors {
+            prop_assert!(e.line >= 1 && e.line <= lines, "{:?}", e);
+        }
+    }
+
+    /// Arbitrary bytes never panic the OTLP decoders.
+    #[test]
+    fn otlp_never_panics_on_garbage(raw in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = otlp::decode_protobuf(&raw);
+        let _ = otlp::decode_json(&raw);
+    }
+}

@@ -7,7 +7,9 @@
 //! Values are kept bit for bit: a Prometheus stale marker (NaN `0x7ff0000000000002`) and any
 //! other NaN reach ClickHouse unchanged, so staleness survives the trip.
 
-use super::{DecodeError, Sample};
+mod wire;
+
+use super::{DecodeError, Sample, SampleRef};
 
 /// Largest decompressed body [`decode`] accepts (64 MiB); Prometheus sends at most a few MiB.
 pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
@@ -69,8 +71,31 @@ pub fn decode(body: &[u8]) -> Result<Vec<Sample>, DecodeError> {
 /// As [`decode`]; [`DecodeError::TooLarge`] when the body announces more than `limit` bytes.
 pub fn decode_with_limit(body: &[u8], limit: usize) -> Result<Vec<Sample>, DecodeError> {
     let raw = decompress(body, limit)?;
-    let request = decode_message(&raw)?;
-    to_samples(request)
+    // Prometheus sends one sample per series; the body is ~40 bytes per series.
+    let mut out = Vec::with_capacity(raw.len() / 64);
+    wire::decode_into(&raw, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a remote_write body without building owned samples: `sink` gets each sample with
+/// names and values borrowed from the decompressed body (labels sorted, `__name__` and empty
+/// values removed), e.g. to append straight to column buffers. Returns the number of samples.
+///
+/// # Errors
+/// As [`decode_with_limit`]. On an error the request is rejected as a whole: discard what
+/// `sink` already received.
+pub fn decode_each(
+    body: &[u8],
+    limit: usize,
+    mut sink: impl FnMut(&SampleRef<'_>),
+) -> Result<usize, DecodeError> {
+    let raw = decompress(body, limit)?;
+    let mut n = 0;
+    wire::decode_each(&raw, |s| {
+        n += 1;
+        sink(s);
+    })?;
+    Ok(n)
 }
 
 /// Snappy block decompression with the size checked against `limit` first.
@@ -84,7 +109,8 @@ fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
         .map_err(|source| DecodeError::Snappy { source })
 }
 
-/// Decodes an uncompressed `WriteRequest`.
+/// Decodes an uncompressed `WriteRequest` into prost messages (the slower path; [`decode`]
+/// reads the wire format directly).
 ///
 /// # Errors
 /// [`DecodeError::Protobuf`] when the bytes are not a `WriteRequest`.
@@ -273,6 +299,28 @@ mod tests {
     }
 
     #[test]
+    fn decode_each_borrows_the_same_samples() {
+        let b = body(vec![
+            TimeSeries {
+                labels: vec![label("b", "2"), label("__name__", "m"), label("a", "")],
+                samples: vec![PromSample {
+                    value: 1.5,
+                    timestamp: 3,
+                }],
+            },
+            TimeSeries {
+                labels: vec![label("__name__", "n")],
+                samples: vec![PromSample::default(), PromSample::default()],
+            },
+        ]);
+        let mut seen = Vec::new();
+        let n = decode_each(&b, 1 << 20, |s| seen.push(s.to_sample())).expect("decodes");
+        assert_eq!(n, 3);
+        assert_eq!(seen, decode(&b).expect("decodes"));
+        assert_eq!(seen[0].labels, vec![("b".into(), "2".into())]);
+    }
+
+    #[test]
     fn stale_marker_kept_bit_for_bit() {
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
         let b = body(vec![TimeSeries {
@@ -340,8 +388,13 @@ mod tests {
             })
         ));
         let not_proto = compress(b"\xff\xff\xff");
+        let err = decode(&not_proto).expect_err("not protobuf");
+        assert!(
+            matches!(err, DecodeError::Malformed { offset: 0, .. }),
+            "{err}"
+        );
         assert!(matches!(
-            decode(&not_proto),
+            decode_message(b"\xff\xff\xff"),
             Err(DecodeError::Protobuf { .. })
         ));
     }

@@ -1,0 +1,251 @@
+//! Zero-copy reader of an uncompressed `prometheus.WriteRequest`, straight into [`Sample`]s.
+//!
+//! Decoding with prost first builds a `Vec<Label>` of owned strings per series and a
+//! `Vec<PromSample>`, then those are moved or cloned into samples; this reader borrows label
+//! names and values from the buffer and allocates only what the samples keep (measured ~1.6x
+//! faster, see bench/RESULTS.md). It follows the protobuf wire format: unknown fields of any
+//! wire type are skipped, a repeated scalar keeps its last value, strings must be UTF-8.
+
+use super::super::{DecodeError, Sample, SampleRef};
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+/// Protobuf cursor over one message.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Offset of `buf` in the whole request, for error messages.
+    base: usize,
+}
+
+type Wire<T> = Result<T, (&'static str, usize)>;
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], base: usize) -> Self {
+        Self { buf, pos: 0, base }
+    }
+
+    fn fail<T>(&self, reason: &'static str) -> Wire<T> {
+        Err((reason, self.base + self.pos))
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Wire<u64> {
+        let start = self.pos;
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err(("truncated varint", self.base + start));
+            };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(("varint longer than 10 bytes", self.base + start))
+    }
+
+    /// Next `(field number, wire type)`, or `None` at the end of the message.
+    #[inline]
+    fn key(&mut self) -> Wire<Option<(u64, u8)>> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        Ok(Some((key >> 3, (key & 7) as u8)))
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Wire<&'a [u8]> {
+        match self.pos.checked_add(n) {
+            Some(end) if end <= self.buf.len() => {
+                let out = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(out)
+            }
+            _ => self.fail("length runs past the end of the message"),
+        }
+    }
+
+    /// A length-delimited field's bytes and their offset in the request.
+    #[inline]
+    fn len_delimited(&mut self) -> Wire<(&'a [u8], usize)> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).or_else(|_| self.fail("length too large"))?;
+        let at = self.base + self.pos;
+        Ok((self.take(n)?, at))
+    }
+
+    fn str(&mut self) -> Wire<&'a str> {
+        let (bytes, at) = self.len_delimited()?;
+        std::str::from_utf8(bytes).map_err(|_| ("string is not valid UTF-8", at))
+    }
+
+    fn fixed64(&mut self) -> Wire<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn skip(&mut self, wire: u8) -> Wire<()> {
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.take(8).map(drop),
+            LEN => self.len_delimited().map(drop),
+            FIXED32 => self.take(4).map(drop),
+            _ => self.fail("unsupported wire type (groups are not used by remote_write)"),
+        }
+    }
+}
+
+/// Scratch space reused across series.
+#[derive(Default)]
+struct Scratch<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    points: Vec<(i64, f64)>,
+}
+
+/// Decodes `raw` (an uncompressed `WriteRequest`), calling `sink` once per sample with
+/// borrowed names and values (labels sorted, `__name__` and empty values removed).
+///
+/// # Errors
+/// [`DecodeError::Malformed`] with the byte offset, or the label errors of
+/// [`super::decode`]. Samples passed to `sink` before an error belong to a rejected request.
+pub fn decode_each(raw: &[u8], mut sink: impl FnMut(&SampleRef<'_>)) -> Result<(), DecodeError> {
+    let mut scratch = Scratch::default();
+    let mut r = Reader::new(raw, 0);
+    let mut index = 0;
+    loop {
+        let key = r.key().map_err(malformed)?;
+        let Some((field, wire)) = key else {
+            return Ok(());
+        };
+        if field == 1 && wire == LEN {
+            let (bytes, at) = r.len_delimited().map_err(malformed)?;
+            read_series(Reader::new(bytes, at), &mut scratch).map_err(malformed)?;
+            emit_series(index, &mut scratch, &mut sink)?;
+            index += 1;
+        } else {
+            r.skip(wire).map_err(malformed)?;
+        }
+    }
+}
+
+/// Decodes `raw` and appends owned samples to `out`.
+///
+/// # Errors
+/// As [`decode_each`].
+pub fn decode_into(raw: &[u8], out: &mut Vec<Sample>) -> Result<(), DecodeError> {
+    decode_each(raw, |s| out.push(s.to_sample()))
+}
+
+fn malformed((reason, offset): (&'static str, usize)) -> DecodeError {
+    DecodeError::Malformed {
+        message: "prometheus.WriteRequest",
+        reason,
+        offset,
+    }
+}
+
+/// `TimeSeries`: labels (1) and samples (2); exemplars (3) and histograms (4) are skipped.
+fn read_series<'a>(mut r: Reader<'a>, s: &mut Scratch<'a>) -> Wire<()> {
+    s.labels.clear();
+    s.points.clear();
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (1, LEN) => {
+                let (bytes, at) = r.len_delimited()?;
+                s.labels.push(read_label(Reader::new(bytes, at))?);
+            }
+            (2, LEN) => {
+                let (bytes, at) = r.len_delimited()?;
+                s.points.push(read_sample(Reader::new(bytes, at))?);
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(())
+}
+
+fn read_label(mut r: Reader<'_>) -> Wire<(&str, &str)> {
+    let (mut name, mut value) = ("", "");
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (1, LEN) => name = r.str()?,
+            (2, LEN) => value = r.str()?,
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((name, value))
+}
+
+fn read_sample(mut r: Reader<'_>) -> Wire<(i64, f64)> {
+    let (mut ts, mut value) = (0i64, 0f64);
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (1, FIXED64) => value = f64::from_bits(r.fixed64()?),
+            // int64 on the wire: two's complement in a 10-byte varint.
+            (2, VARINT) => ts = r.varint()? as i64,
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((ts, value))
+}
+
+/// Checks the labels of one series and passes one sample per point to `sink`.
+fn emit_series(
+    index: usize,
+    s: &mut Scratch<'_>,
+    sink: &mut impl FnMut(&SampleRef<'_>),
+) -> Result<(), DecodeError> {
+    if s.points.is_empty() {
+        return Ok(());
+    }
+    let mut metric = None;
+    let mut any_empty_value = false;
+    for &(name, value) in &s.labels {
+        if name == "__name__" {
+            if metric.is_some() {
+                return Err(duplicate(index, value, name));
+            }
+            metric = Some(value);
+        } else if name.is_empty() {
+            return Err(DecodeError::EmptyLabelName { series: index });
+        }
+        any_empty_value |= value.is_empty();
+    }
+    let metric = metric
+        .filter(|m| !m.is_empty())
+        .ok_or(DecodeError::MissingMetricName { series: index })?;
+    // Empty values mean "no label" in Prometheus.
+    s.labels
+        .retain(|&(n, v)| n != "__name__" && (!any_empty_value || !v.is_empty()));
+    if !s.labels.windows(2).all(|w| w[0].0 < w[1].0) {
+        s.labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = s.labels.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(duplicate(index, metric, w[0].0));
+        }
+    }
+    for &(timestamp_ms, value) in &s.points {
+        sink(&SampleRef {
+            metric,
+            labels: &s.labels,
+            timestamp_ms,
+            value,
+        });
+    }
+    Ok(())
+}
+
+fn duplicate(series: usize, metric: &str, name: &str) -> DecodeError {
+    DecodeError::DuplicateLabel {
+        series,
+        metric: metric.to_owned(),
+        name: name.to_owned(),
+    }
+}
