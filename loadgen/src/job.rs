@@ -93,7 +93,7 @@ pub struct Report {
 impl Report {
     /// Verified without problems (or not verified) and no failed requests.
     pub fn passed(&self) -> bool {
-        self.stats.failed == 0 && self.verification.as_ref().map_or(true, Verification::ok)
+        self.stats.failed == 0 && self.verification.iter().all(Verification::ok)
     }
 }
 
