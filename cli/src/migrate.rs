@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chgate_migrations::ddl::DdlSettings;
 use chgate_migrations::lock::DEFAULT_LOCK_PATH;
+use chgate_migrations::plan::Status;
 use chgate_migrations::postgres::{self, PgTarget};
 use chgate_migrations::{Migrator, Options, Progress};
 use chgate_topology::LoadedTopology;
@@ -149,45 +150,7 @@ pub async fn run(args: MigrateArgs, topology: &LoadedTopology) -> anyhow::Result
             }
         }
         MigrateCommand::Up { to, dry_run: false } => {
-            let done = std::sync::Mutex::new(Vec::new());
-            let progress = |p: &Progress| {
-                print_progress(p);
-                if let Progress::Version {
-                    version,
-                    status,
-                    took,
-                } = p
-                {
-                    if let Ok(mut d) = done.lock() {
-                        d.push((*version, *status, *took));
-                    }
-                }
-            };
-            let report = migrator.up(to, &progress).await?;
-            if report.plan.is_empty() {
-                println!("ClickHouse: up to date");
-            } else {
-                println!(
-                    "{:<8} {:<20} {:<10} {:<11} {:<10} TIME",
-                    "VERSION", "NAME", "VARIANT", "STATEMENTS", "STATUS"
-                );
-                let done = done.lock().map(|d| d.clone()).unwrap_or_default();
-                for s in &report.plan.steps {
-                    let (status, took) = done
-                        .iter()
-                        .find(|(v, _, _)| *v == s.version)
-                        .map_or(("?", Duration::ZERO), |(_, st, t)| (st.as_str(), *t));
-                    println!(
-                        "{:<8} {:<20} {:<10} {:<11} {:<10} {:.1} s",
-                        s.version,
-                        s.name,
-                        s.variant.as_str(),
-                        format!("{}/{}", s.statements.len(), s.statements_total),
-                        status,
-                        took.as_secs_f64()
-                    );
-                }
-            }
+            up_clickhouse(&migrator, to).await?;
             if !args.skip_postgres {
                 let target = PgTarget::from_topology(topology)?;
                 let applied = postgres::up(&target, false)
@@ -219,6 +182,59 @@ pub async fn run(args: MigrateArgs, topology: &LoadedTopology) -> anyhow::Result
             );
         }
     }
+    Ok(())
+}
+
+/// `up` on ClickHouse: progress lines, a summary table, then `verify` unless hosts are pending.
+async fn up_clickhouse(migrator: &Migrator, to: Option<u32>) -> anyhow::Result<()> {
+    let done = std::sync::Mutex::new(Vec::new());
+    let progress = |p: &Progress| {
+        print_progress(p);
+        if let Progress::Version {
+            version,
+            status,
+            took,
+        } = p
+        {
+            if let Ok(mut d) = done.lock() {
+                d.push((*version, *status, *took));
+            }
+        }
+    };
+    let report = migrator.up(to, &progress).await?;
+    let done = done.lock().map(|d| d.clone()).unwrap_or_default();
+    if report.plan.is_empty() {
+        println!("ClickHouse: up to date");
+    } else {
+        println!(
+            "{:<8} {:<20} {:<10} {:<11} {:<10} TIME",
+            "VERSION", "NAME", "VARIANT", "STATEMENTS", "STATUS"
+        );
+        for s in &report.plan.steps {
+            let (status, took) = done
+                .iter()
+                .find(|(v, _, _)| *v == s.version)
+                .map_or(("?", Duration::ZERO), |(_, st, t)| (st.as_str(), *t));
+            println!(
+                "{:<8} {:<20} {:<10} {:<11} {:<10} {:.1} s",
+                s.version,
+                s.name,
+                s.variant.as_str(),
+                format!("{}/{}", s.statements.len(), s.statements_total),
+                status,
+                took.as_secs_f64()
+            );
+        }
+    }
+    if done.iter().any(|(_, st, _)| *st == Status::Pending) {
+        println!("some hosts are pending: run `chgate migrate up` again once they are back");
+        return Ok(());
+    }
+    let tables = migrator.verify().await.context("verify after up")?;
+    println!(
+        "verify: schema identical on all {} hosts ({tables} tables)",
+        migrator.cluster().nodes.len()
+    );
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub mod postgres;
 pub mod preflight;
 pub mod report;
 pub mod runner;
+pub mod schema;
 pub mod source;
 pub mod sql;
 pub mod verify;

@@ -1,5 +1,5 @@
-//! chdb oracle: every shipped modern statement parses on ClickHouse 26.x and its non-replicated
-//! twin creates (runs `tests/chdb_oracle.py`; fails when chdb-core is missing).
+//! chdb oracle: every shipped statement (modern and fallback) parses on ClickHouse 26.x and its
+//! non-replicated twin creates (runs `tests/chdb_oracle.py`; fails when chdb-core is missing).
 
 use std::process::Command;
 
@@ -103,25 +103,30 @@ fn twin_strips_cluster_and_replication() {
 }
 
 #[test]
-fn every_shipped_modern_statement_parses_and_its_twin_creates_on_chdb() {
+fn every_shipped_statement_parses_and_its_twin_creates_on_chdb() {
     let set = MigrationSet::embedded().expect("shipped migrations load");
-    let ph = Placeholders::new("chgate_chdb", "chgate", "/clickhouse", 30).expect("placeholders");
-    let mut items = vec![serde_json::json!({
-        "file": "(setup)", "statement": 0,
-        "sql": "CREATE DATABASE IF NOT EXISTS chgate_chdb",
-        "twin": "CREATE DATABASE IF NOT EXISTS chgate_chdb", "checks": [],
-    })];
-    for (_, variant, file) in set.files() {
-        if variant != Variant::Modern {
-            continue;
-        }
-        for st in &file.statements {
-            let sql = ph.apply(&st.sql).expect("placeholders apply");
-            let (twin, checks) = twin(&sql);
-            items.push(serde_json::json!({
-                "file": file.file_name, "statement": st.index + 1,
-                "sql": sql, "twin": twin, "checks": checks,
-            }));
+    let mut items = Vec::new();
+    // Each variant in its own database: both create the same table names. Fallback files must
+    // work on modern servers too (a cluster upgraded after a fallback ran keeps those tables).
+    for (variant, db) in [
+        (Variant::Modern, "chgate_chdb_modern"),
+        (Variant::Fallback, "chgate_chdb_fallback"),
+    ] {
+        let ph = Placeholders::new(db, "chgate", "/clickhouse", 30).expect("placeholders");
+        let create = format!("CREATE DATABASE IF NOT EXISTS {db}");
+        items.push(serde_json::json!({
+            "file": "(setup)", "statement": 0, "sql": create, "twin": create, "checks": [],
+        }));
+        for m in &set.migrations {
+            let file = m.file(variant).unwrap_or(&m.modern);
+            for st in &file.statements {
+                let sql = ph.apply(&st.sql).expect("placeholders apply");
+                let (twin, checks) = twin(&sql);
+                items.push(serde_json::json!({
+                    "file": file.file_name, "statement": st.index + 1,
+                    "sql": sql, "twin": twin, "checks": checks,
+                }));
+            }
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");

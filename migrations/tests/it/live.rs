@@ -407,3 +407,24 @@ async fn a_failing_statement_names_the_host_and_the_rerun_resumes_there() {
         BTreeMap::from([(1, 1)])
     );
 }
+
+#[tokio::test]
+async fn up_to_a_version_stops_there_and_verify_expects_only_its_tables() {
+    let rig = chgate_harness::rig().await;
+    let _g = shared().await;
+    let opts = options(rig, "mig_to");
+    let db = opts.database.clone().expect("db");
+    let m = migrator(rig, &opts);
+    let report = m.up(Some(1), &quiet).await.expect("up --to 1");
+    assert_eq!(report.plan.steps.len(), 1);
+    assert_eq!(m.verify().await.expect("verify after V1"), 3);
+    assert_eq!(
+        tables_on(rig, 3, &db).await,
+        vec!["chgate_migrations", "samples", "samples_local"]
+    );
+    let plan = m.plan(None).await.expect("plan");
+    assert_eq!(plan.plan.up_to_date, vec![1]);
+    assert_eq!(plan.plan.steps.len(), 1);
+    m.up(None, &quiet).await.expect("up");
+    assert_eq!(m.verify().await.expect("verify after V2"), 5);
+}
