@@ -19,6 +19,13 @@ if [ -f grafana-provisioning/schema-check/package.json ] && [ ! -d grafana-provi
     step "installing dashboard schema checker (npm ci)"
     (cd grafana-provisioning/schema-check && npm ci --silent --no-audit --no-fund)
 fi
+# Real-client request bodies live in the steering repo's shared/ folder beside this clone.
+if [ -z "${CHGATE_FIXTURES:-}" ]; then
+    for d in "$ROOT/../shared/fixtures/real-clients" /work/shared/fixtures/real-clients; do
+        if [ -f "$d/README.md" ]; then export CHGATE_FIXTURES="$(cd "$d" && pwd)"; break; fi
+    done
+fi
+[ -n "${CHGATE_FIXTURES:-}" ] || { echo "real-client fixtures (shared/fixtures/real-clients) not found; set CHGATE_FIXTURES" >&2; exit 1; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
