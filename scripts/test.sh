@@ -40,5 +40,5 @@ step "starting the test rig"
 "$CHGATE" --config "$RIG" local up --timeout 240
 step "cargo test --workspace"
 export CHGATE_BIN="$CHGATE"
-cargo test --locked --workspace -- --test-threads 4
+cargo test --locked --workspace --no-fail-fast -- --test-threads 4
 step "all tests passed in ${SECONDS}s"
