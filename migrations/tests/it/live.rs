@@ -428,3 +428,38 @@ async fn up_to_a_version_stops_there_and_verify_expects_only_its_tables() {
     m.up(None, &quiet).await.expect("up");
     assert_eq!(m.verify().await.expect("verify after V2"), 5);
 }
+
+#[tokio::test]
+async fn up_refuses_unsafe_ddl_before_touching_the_cluster() {
+    let rig = chgate_harness::rig().await;
+    let _g = shared().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_dir(
+        dir.path(),
+        &[(
+            "V1__local_only.sql",
+            "CREATE TABLE IF NOT EXISTS ${database}.a (x UInt8) ENGINE = Memory;",
+        )],
+    );
+    let mut opts = options(rig, "mig_lint");
+    opts.dir = Some(dir.path().to_owned());
+    let db = opts.database.clone().expect("db");
+    let err = migrator(rig, &opts)
+        .up(None, &quiet)
+        .await
+        .expect_err("lint refuses");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Lint { count: 1, .. }), "{msg}");
+    assert!(
+        msg.contains("V1__local_only.sql:1: statement 1: [on-cluster]"),
+        "{msg}"
+    );
+    let n = rig
+        .clickhouse(0)
+        .query(&format!(
+            "SELECT count() FROM system.databases WHERE name = '{db}'"
+        ))
+        .await
+        .expect("query");
+    assert_eq!(n.trim(), "0", "nothing was created");
+}
