@@ -46,6 +46,9 @@ pub struct CompareArgs {
     /// Protocol of the gateway legs.
     #[arg(long, value_enum, default_value = "influx")]
     protocol: ProtocolArg,
+    /// Rows per INSERT of the direct legs (the gateway's own batches hold up to 100k rows).
+    #[arg(long, default_value_t = 100_000)]
+    direct_batch_rows: usize,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -310,7 +313,7 @@ pub async fn run(cmd: LoadgenCommand, loaded: &LoadedTopology) -> anyhow::Result
             // Compare needs one start time for every leg so they carry the same data.
             let mut base = job("compare", Target::Direct(DirectMode::Distributed), &a.load);
             base.data.start_ms = a.load.data.start.unwrap_or_else(now_s) * 1000;
-            let reports = job::compare(&env, &base, a.protocol.into()).await?;
+            let reports = job::compare(&env, &base, a.protocol.into(), a.direct_batch_rows).await?;
             for r in &reports {
                 println!("{}", report::summary(r));
             }

@@ -1,13 +1,18 @@
 //! Request bodies: the generator's points encoded for one protocol (Influx, remote_write,
 //! NDJSON) or as ClickHouse `Native` inserts for the `direct` baseline. Pure, no sockets.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use chgate_gateway::catalog::TableSchema;
-use chgate_gateway::encode::{encode, Format};
-use chgate_gateway::ingest::{samples_rows, TableRows};
+use chgate_gateway::convert::zero_of;
+use chgate_gateway::encode::{encode, Column, Format};
+use chgate_gateway::ingest::{time_value, TableRows};
+use chgate_gateway::types::ColumnType;
 use chgate_gateway::value::Value;
 
-use crate::data::{push_cents, Generator, Point};
+use crate::data::{push_cents, Generator, Point, FIELDS};
 
 /// One prepared request: what to send and how many samples it carries.
 #[derive(Debug, Clone)]
@@ -262,10 +267,76 @@ fn split(rows: TableRows, shards: usize) -> Vec<TableRows> {
     out
 }
 
+/// The columns of `schema` a mapping fills: `known` names plus any writable column without a
+/// DEFAULT (the same rule as the gateway's `ingest::samples_rows`).
+fn mapped(schema: &TableSchema, known: &[&str]) -> Arc<Vec<Column>> {
+    Arc::new(
+        schema
+            .columns
+            .iter()
+            .filter(|c| !c.computed && (known.contains(&c.column.name.as_str()) || !c.has_default))
+            .map(|c| c.column.clone())
+            .collect(),
+    )
+}
+
+/// Rows for `samples` and `series` straight from the points (no intermediate `Sample`s, one
+/// allocation per row): the same values the gateway derives from the same data.
+fn direct_rows(gen: &mut Generator, rows: usize, t: &DirectTables) -> (TableRows, TableRows) {
+    let s_cols = mapped(
+        &t.samples,
+        &["tenant", "metric", "series_id", "timestamp", "value"],
+    );
+    let r_cols = mapped(
+        &t.series,
+        &[
+            "tenant",
+            "metric",
+            "series_id",
+            "label_names",
+            "label_values",
+            "last_seen",
+        ],
+    );
+    let prefix = gen.config().prefix.clone();
+    let mut sample_rows = Vec::with_capacity(rows + FIELDS);
+    let mut series_rows = Vec::new();
+    let mut seen = HashSet::new();
+    let mut now_ms = None;
+    gen.next_points(rows, |p| {
+        let now = *now_ms.get_or_insert(p.timestamp_ms);
+        let m = p.measurement();
+        for (i, field) in m.fields.iter().enumerate() {
+            let metric = format!("{prefix}{}_{field}", m.name).into_bytes();
+            let id = p.series_id(i);
+            let value = |name: &str, ty: &ColumnType| match name {
+                "tenant" => Value::Bytes(Vec::new()),
+                "metric" => Value::Bytes(metric.clone()),
+                "series_id" => Value::UInt(id),
+                "timestamp" => time_value(ty, p.timestamp_ms),
+                "value" => Value::Float(p.value(i)),
+                "label_names" => {
+                    Value::Array(p.host.tags.iter().map(|(k, _)| Value::str(k)).collect())
+                }
+                "label_values" => {
+                    Value::Array(p.host.tags.iter().map(|(_, v)| Value::str(v)).collect())
+                }
+                "last_seen" => time_value(ty, now),
+                _ => zero_of(ty),
+            };
+            sample_rows.push(s_cols.iter().map(|c| value(&c.name, &c.ty)).collect());
+            if seen.insert(id) {
+                series_rows.push(r_cols.iter().map(|c| value(&c.name, &c.ty)).collect());
+            }
+        }
+    });
+    let table = |columns, rows| TableRows { columns, rows };
+    (table(s_cols, sample_rows), table(r_cols, series_rows))
+}
+
 fn direct(gen: &mut Generator, rows: usize, mode: DirectMode, t: &DirectTables) -> Payload {
-    let samples = gen.next_samples(rows);
-    let now_ms = samples.first().map_or(0, |s| s.timestamp_ms);
-    let (s_rows, r_rows) = samples_rows(&samples, "", &t.samples, &t.series, now_ms);
+    let (s_rows, r_rows) = direct_rows(gen, rows, t);
+    let n = s_rows.rows.len() as u64;
     let block = |rows: &TableRows| encode(Format::Native, &rows.columns, &rows.rows);
     let inserts = match mode {
         DirectMode::Distributed => vec![
@@ -299,7 +370,7 @@ fn direct(gen: &mut Generator, rows: usize, mode: DirectMode, t: &DirectTables) 
         }
     };
     Payload {
-        rows: samples.len() as u64,
+        rows: n,
         kind: PayloadKind::Direct(inserts),
     }
 }
@@ -307,9 +378,7 @@ fn direct(gen: &mut Generator, rows: usize, mode: DirectMode, t: &DirectTables) 
 #[cfg(test)]
 mod tests {
     use chgate_gateway::catalog::ColumnInfo;
-    use chgate_gateway::encode::Column;
     use chgate_gateway::protocol::remote_write;
-    use chgate_gateway::types::ColumnType;
 
     use super::*;
     use crate::data::DataConfig;
@@ -419,6 +488,18 @@ mod tests {
         };
         assert_eq!(inserts.len(), 2);
         assert!(inserts[0].sql.starts_with("INSERT INTO `db`.`samples` ("));
+    }
+
+    #[test]
+    fn direct_rows_equal_what_the_gateway_derives_from_the_same_samples() {
+        let t = tables();
+        let (s, r) = direct_rows(&mut gen(), 300, &t);
+        let samples = gen().next_samples(300);
+        let now = samples[0].timestamp_ms;
+        let (gs, gr) =
+            chgate_gateway::ingest::samples_rows(&samples, "", &t.samples, &t.series, now);
+        assert_eq!((s.columns, s.rows), (gs.columns, gs.rows));
+        assert_eq!((r.columns, r.rows), (gr.columns, gr.rows));
     }
 
     #[test]

@@ -309,11 +309,17 @@ pub async fn execute_in_process(
 
 /// The four legs of `compare`, in order: direct Distributed, gateway distributed, direct
 /// shard-local, gateway shard-aware. Each leg gets its own metric prefix (`<prefix><leg>_`)
-/// but the same seed, hence the same values, series and timestamps.
+/// but the same seed, hence the same values, series and timestamps. Direct legs insert
+/// `direct_batch_rows` rows per `INSERT` (the gateway batches up to 100k rows per insert by
+/// default; ClickHouse wants few large inserts, so small direct inserts would understate it).
+///
+/// # Errors
+/// As [`execute_in_process`].
 pub async fn compare(
     env: &Env,
     base: &Job,
     protocol: Protocol,
+    direct_batch_rows: usize,
 ) -> Result<Vec<Report>, LoadgenError> {
     let legs: [(&str, Option<WriteMode>, DirectMode); 4] = [
         ("direct distributed", None, DirectMode::Distributed),
@@ -335,6 +341,9 @@ pub async fn compare(
         job.label = name.to_owned();
         job.data.prefix = format!("{}{i}_", base.data.prefix);
         job.target = Target::Direct(direct);
+        if gateway.is_none() {
+            job.run.batch_rows = direct_batch_rows;
+        }
         let report = match gateway {
             None => execute(env, &job).await?,
             Some(mode) => execute_in_process(env, &job, mode, protocol).await?,
