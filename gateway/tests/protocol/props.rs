@@ -227,6 +227,23 @@ proptest! {
         }
     }
 
+    /// Arbitrary bytes never panic `decode_bytes`; error lines exist; valid UTF-8 gives the
+    /// same result as `decode`.
+    #[test]
+    fn influx_bytes_never_panic(raw in prop::collection::vec(
+        prop_oneof![Just(b'\n'), Just(b'='), Just(b' '), Just(b'"'), any::<u8>(), 0x61u8..0x7a],
+        0..200,
+    )) {
+        let batch = influx::decode_bytes(&raw, influx::Precision::Seconds, 0);
+        let lines = raw.iter().filter(|&&b| b == b'\n').count() + 1;
+        for e in &batch.errors {
+            prop_assert!(e.line >= 1 && e.line <= lines, "{:?}", e);
+        }
+        if let Ok(text) = std::str::from_utf8(&raw) {
+            prop_assert_eq!(batch, influx::decode(text, influx::Precision::Seconds, 0));
+        }
+    }
+
     /// Arbitrary bytes never panic the OTLP decoders.
     #[test]
     fn otlp_never_panics_on_garbage(raw in prop::collection::vec(any::<u8>(), 0..256)) {

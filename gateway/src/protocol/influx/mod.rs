@@ -103,21 +103,72 @@ pub fn decode(body: &str, precision: Precision, now_ms: i64) -> InfluxBatch {
         samples: Vec::with_capacity(body.len() / 40),
         ..InfluxBatch::default()
     };
+    decode_into(body, 1, precision, now_ms, &mut batch);
+    batch
+}
+
+/// [`decode`] for a body that may not be valid UTF-8: a line holding invalid UTF-8 becomes a
+/// [`LineError`] like any other bad line, instead of failing the whole body.
+pub fn decode_bytes(body: &[u8], precision: Precision, now_ms: i64) -> InfluxBatch {
+    let mut batch = InfluxBatch {
+        samples: Vec::with_capacity(body.len() / 40),
+        ..InfluxBatch::default()
+    };
+    let (mut rest, mut line_no) = (body, 1);
+    loop {
+        let err = match std::str::from_utf8(rest) {
+            Ok(text) => {
+                decode_into(text, line_no, precision, now_ms, &mut batch);
+                return batch;
+            }
+            Err(e) => e,
+        };
+        // Decode the good lines before the bad one, report it, go on after its newline.
+        let bad = err.valid_up_to();
+        let start = rest[..bad]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let good = std::str::from_utf8(&rest[..start]).unwrap_or_default();
+        decode_into(good, line_no, precision, now_ms, &mut batch);
+        line_no += good.matches('\n').count();
+        batch.errors.push(LineError {
+            line: line_no,
+            message: format!(
+                "line is not valid UTF-8 (byte {} of the line)",
+                bad - start + 1
+            ),
+        });
+        let Some(end) = rest[bad..].iter().position(|&b| b == b'\n') else {
+            return batch;
+        };
+        rest = &rest[bad + end + 1..];
+        line_no += 1;
+    }
+}
+
+/// Decodes `body`, whose first line is line `first_line` of the request, into `batch`.
+fn decode_into(
+    body: &str,
+    first_line: usize,
+    precision: Precision,
+    now_ms: i64,
+    batch: &mut InfluxBatch,
+) {
     let mut line = Line::default();
     for (line_no, text) in parse::lines(body) {
         if parse::is_blank(text) {
             continue;
         }
         let result = parse::parse_line(text, &mut line)
-            .and_then(|()| map_line(&line, precision, now_ms, &mut batch));
+            .and_then(|()| map_line(&line, precision, now_ms, batch));
         if let Err(message) = result {
             batch.errors.push(LineError {
-                line: line_no,
+                line: line_no + first_line - 1,
                 message: with_excerpt(message, text),
             });
         }
     }
-    batch
 }
 
 /// Appends the samples of one parsed line, or says why the line is rejected (then nothing of
@@ -293,6 +344,23 @@ mod tests {
             "{}",
             b.errors[1].message
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_line_error() {
+        let body = b"m f=1 1\nm,t=\xff f=2 2\nm f=3 3\n\nm f=\"\xfe\" 4\nm f=5 5";
+        let b = decode_bytes(body, Precision::Milliseconds, 0);
+        let lines: Vec<_> = b.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 5], "{:?}", b.errors);
+        assert!(
+            b.errors[0].message.contains("UTF-8"),
+            "{}",
+            b.errors[0].message
+        );
+        let ts: Vec<_> = b.samples.iter().map(|s| s.timestamp_ms).collect();
+        assert_eq!(ts, [1, 3, 5]);
+        let valid = decode_bytes(b"m f=1 1\n", Precision::Milliseconds, 0);
+        assert_eq!(valid, decode("m f=1 1\n", Precision::Milliseconds, 0));
     }
 
     #[test]
