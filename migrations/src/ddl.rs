@@ -130,6 +130,10 @@ pub fn is_on_cluster(stmt: &str) -> bool {
     })
 }
 
+/// ClickHouse codes meaning "Keeper is not usable right now": KEEPER_EXCEPTION (999),
+/// NO_ZOOKEEPER (225), TABLE_IS_READ_ONLY (242).
+const KEEPER_TRANSIENT: &[u32] = &[999, 225, 242];
+
 /// Runs `stmt` through `coord` and waits for every host. Hosts in `known_down` (unreachable at
 /// pre-flight, with `--allow-unavailable`) are not waited for: the server wait is cut to 2 s and
 /// the outcome is `Pending` as soon as only they are left.
@@ -151,16 +155,25 @@ pub async fn run(
         settings.server_wait.min(Duration::from_secs(2))
     };
     let wait = server_wait.as_secs().max(1).to_string();
-    let sent = coord
-        .client
-        .query_with(
-            stmt,
-            &[
-                ("wait_end_of_query", "1"),
-                ("distributed_ddl_task_timeout", wait.as_str()),
-            ],
-        )
-        .await;
+    let settings_list = [
+        ("wait_end_of_query", "1"),
+        ("distributed_ddl_task_timeout", wait.as_str()),
+    ];
+    // A Keeper hiccup on the coordinator (session expired while the ensemble re-elects, no
+    // Keeper yet, table briefly read-only) fails the statement before any host ran it; every
+    // shipped statement is idempotent (lint enforces IF [NOT] EXISTS), so sending it again is safe.
+    let mut attempt = 0;
+    let sent = loop {
+        let r = coord.client.query_with(stmt, &settings_list).await;
+        match &r {
+            Err(e) if KEEPER_TRANSIENT.contains(&e.code().unwrap_or(0)) && attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(file = at.file, statement = at.statement, attempt, error = %e, "Keeper not ready on the coordinator; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            _ => break r,
+        }
+    };
     let host_failed = |host: &str, code: u32, message: &str| Error::HostFailed {
         file: at.file.to_owned(),
         statement: at.statement,

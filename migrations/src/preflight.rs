@@ -82,15 +82,32 @@ async fn check_node(cluster: &Cluster, n: &Node) -> HostCheck {
             .problems
             .push(format!("cannot read system.clusters: {e}")),
     }
-    if let Err(e) = n
-        .client
-        .query("SELECT count() FROM system.zookeeper WHERE path = '/'")
-        .await
-    {
+    if let Err(e) = sees_keeper(n).await {
         hc.problems.push(format!("does not see Keeper: {e}"));
     }
     hc
 }
+
+/// Whether `n` reaches Keeper. A server whose Keeper node just went away reconnects to another
+/// one, and an ensemble that lost its leader refuses clients until it elects a new one; both take
+/// seconds, so a failure is retried for up to [`KEEPER_SETTLE`] before it counts.
+async fn sees_keeper(n: &Node) -> std::result::Result<(), chgate_clickhouse_http::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match n
+            .client
+            .query("SELECT count() FROM system.zookeeper WHERE path = '/'")
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_unreachable() || started.elapsed() >= KEEPER_SETTLE => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// How long pre-flight gives a server to (re)connect to Keeper.
+pub const KEEPER_SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(serde::Deserialize)]
 struct Macro {
