@@ -27,7 +27,7 @@ pub struct Rig {
 }
 
 static RIG: OnceCell<Rig> = OnceCell::const_new();
-static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static FAULT: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The `chgate` binary that runs the rig's gateways: `CHGATE_BIN`, else the one cargo built next
@@ -159,11 +159,16 @@ impl Rig {
         )
     }
 
-    /// Serialises tests that stop or restart processes (or assert on the whole rig's process set)
-    /// within this test process. Tests that only read and write their own database need no guard:
-    /// they must keep working while one node is down anyway.
-    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'static, ()> {
-        EXCLUSIVE.lock().await
+    /// For tests that stop or restart processes (or assert on the whole rig's process set):
+    /// waits until no other test of this process holds [`Rig::shared`] or this guard.
+    pub async fn exclusive(&self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
+        FAULT.write().await
+    }
+
+    /// For tests that need every server up while they run (ON CLUSTER DDL fails while a Keeper
+    /// node is being stopped): no [`Rig::exclusive`] test runs meanwhile.
+    pub async fn shared(&self) -> tokio::sync::RwLockReadGuard<'static, ()> {
+        FAULT.read().await
     }
 
     /// Stops one service (`ch-s1r2`, `keeper-2`, ...) for a fault test.

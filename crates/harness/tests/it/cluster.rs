@@ -66,6 +66,7 @@ async fn wait_count(c: &Client, sql: &str, want: u64, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_cluster_ddl_reaches_all_hosts_and_distributed_rows_land_on_both_shards_and_replicas() {
     let rig = rig().await;
+    let _guard = rig.shared().await;
     let db = rig.unique_name("it_cluster");
     create_tables(rig, &db).await;
     for i in 0..4 {
@@ -138,15 +139,32 @@ async fn replicated_inserts_survive_one_keeper_node_down_and_the_node_rejoins() 
     let host = rig.topology().network.listen.to_string();
     let victim = rig.topology().keeper_nodes()[0].clone();
     rig.stop_node(&victim.name);
+    // The servers whose Keeper session was on the stopped node lose it once ("Connection loss",
+    // code 999; or the table is briefly read-only, 242) and reconnect to another node; a client
+    // retries that, as the gateway does.
     let result = async {
         for batch in 0..3u64 {
             let sql = format!(
                 "INSERT INTO {db}.events (id) SELECT number + {} FROM system.numbers LIMIT 100",
                 batch * 100
             );
-            rig.clickhouse(1)
-                .query_with(&sql, &[("insert_distributed_sync", "1")])
-                .await?;
+            let mut tries = 0;
+            loop {
+                match rig
+                    .clickhouse(1)
+                    .query_with(&sql, &[("insert_distributed_sync", "1")])
+                    .await
+                {
+                    Err(e)
+                        if [999, 225, 242, 209, 210, 319].contains(&e.code().unwrap_or(0))
+                            && tries < 10 =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other.map(drop)?,
+                };
+            }
         }
         Ok::<_, chgate_clickhouse_http::Error>(())
     }
