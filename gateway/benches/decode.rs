@@ -189,9 +189,47 @@ fn bench_series_id(c: &mut Criterion<ThreadCpu>) {
     g.finish();
 }
 
+/// The captured real-client bodies (`../shared/fixtures/real-clients`), when present.
+fn bench_fixtures(c: &mut Criterion<ThreadCpu>) {
+    let dir = std::env::var_os("CHGATE_FIXTURES").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/fixtures/real-clients")
+        },
+        std::path::PathBuf::from,
+    );
+    let read = |name: &str| std::fs::read(dir.join(name)).ok();
+    let mut g = c.benchmark_group("fixture");
+    if let Some(body) = read("prometheus-2.42-remote-write.snappy.pb") {
+        let n = remote_write::decode(&body).map_or(0, |s| s.len());
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("prometheus_remote_write", |b| {
+            b.iter(|| remote_write::decode(&body))
+        });
+    }
+    if let Some(body) = read("influxdb-client-1.50-v2-write.lp") {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let n = influx::decode(&text, influx::Precision::Nanoseconds, 0)
+            .samples
+            .len();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("influxdb_client_lp", |b| {
+            b.iter(|| influx::decode(&text, influx::Precision::Nanoseconds, 0))
+        });
+    }
+    if let Some(body) = read("otel-python-1.45-otlp-http-metrics.pb") {
+        let n = otlp::decode_protobuf(&body).map_or(0, |s| s.len());
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("otel_python_otlp", |b| {
+            b.iter(|| otlp::decode_protobuf(&body))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = cpu();
-    targets = bench_influx, bench_remote_write, bench_otlp, bench_series_id
+    targets = bench_influx, bench_remote_write, bench_otlp, bench_series_id, bench_fixtures
 }
 criterion_main!(benches);

@@ -32,8 +32,20 @@ impl<'a> Reader<'a> {
         Err((reason, self.base + self.pos))
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Wire<u64> {
+        // Tags and most lengths are one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Wire<u64> {
         let start = self.pos;
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -50,7 +62,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Next `(field number, wire type)`, or `None` at the end of the message.
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Wire<Option<(u64, u8)>> {
         if self.pos >= self.buf.len() {
             return Ok(None);
@@ -59,7 +71,7 @@ impl<'a> Reader<'a> {
         Ok(Some((key >> 3, (key & 7) as u8)))
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Wire<&'a [u8]> {
         match self.pos.checked_add(n) {
             Some(end) if end <= self.buf.len() => {
@@ -72,7 +84,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field's bytes and their offset in the request.
-    #[inline]
+    #[inline(always)]
     fn len_delimited(&mut self) -> Wire<(&'a [u8], usize)> {
         let n = self.varint()?;
         let n = usize::try_from(n).or_else(|_| self.fail("length too large"))?;
@@ -80,6 +92,7 @@ impl<'a> Reader<'a> {
         Ok((self.take(n)?, at))
     }
 
+    #[inline(always)]
     fn str(&mut self) -> Wire<&'a str> {
         let (bytes, at) = self.len_delimited()?;
         std::str::from_utf8(bytes).map_err(|_| ("string is not valid UTF-8", at))
