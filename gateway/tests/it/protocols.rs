@@ -5,7 +5,7 @@ use chgate_gateway::encode::Format;
 use chgate_gateway::writer::WriteMode;
 use chgate_harness::{rig, Rig};
 
-use crate::support::{fixtures, gateway, http, migrated_db, per_shard_counts};
+use crate::support::{fixtures, gateway, http, migrated_db, per_shard_counts, TestGateway};
 
 /// Sends a captured request (path + headers from its `.request.json`, body from `body_file`).
 async fn replay(base: &str, name: &str, body_file: &str) -> reqwest::Response {
@@ -24,6 +24,28 @@ async fn replay(base: &str, name: &str, body_file: &str) -> reqwest::Response {
     req.body(body).send().await.expect("send")
 }
 
+/// A fresh migrated database, an in-process gateway over it, and one fixture replayed into it;
+/// asserts the status the protocol's own server would answer.
+async fn replay_into(
+    rig: &Rig,
+    prefix: &str,
+    mode: WriteMode,
+    format: Format,
+    fixture: (&str, &str),
+    want: u16,
+) -> (String, TestGateway) {
+    let db = migrated_db(rig, prefix);
+    let gw = gateway(rig, &db, mode, format).await;
+    let resp = replay(&gw.url, fixture.0, fixture.1).await;
+    assert_eq!(
+        resp.status(),
+        want,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    (db, gw)
+}
+
 async fn scalar(rig: &Rig, sql: &str) -> String {
     rig.clickhouse(1)
         .query(sql)
@@ -36,20 +58,18 @@ async fn scalar(rig: &Rig, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_remote_write_lands_every_sample_and_series() {
     let rig = rig().await;
-    let db = migrated_db(rig, "gw_prom");
-    let gw = gateway(rig, &db, WriteMode::Distributed, Format::Native).await;
-    let resp = replay(
-        &gw.url,
-        "prometheus-2.42-remote-write",
-        "prometheus-2.42-remote-write.snappy.pb",
+    let (db, gw) = replay_into(
+        rig,
+        "gw_prom",
+        WriteMode::Distributed,
+        Format::Native,
+        (
+            "prometheus-2.42-remote-write",
+            "prometheus-2.42-remote-write.snappy.pb",
+        ),
+        204,
     )
     .await;
-    assert_eq!(
-        resp.status(),
-        204,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
     let shards = per_shard_counts(rig, &format!("{db}.samples_local"), "1").await;
     assert_eq!(shards.iter().sum::<u64>(), 394, "394 samples: {shards:?}");
     assert!(shards.iter().all(|&n| n > 0), "both shards: {shards:?}");
@@ -76,20 +96,18 @@ async fn prometheus_remote_write_lands_every_sample_and_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn influx_line_protocol_lands_every_field_with_its_values_and_time() {
     let rig = rig().await;
-    let db = migrated_db(rig, "gw_influx");
-    let gw = gateway(rig, &db, WriteMode::ShardAware, Format::Native).await;
-    let resp = replay(
-        &gw.url,
-        "influxdb-client-1.50-v2-write",
-        "influxdb-client-1.50-v2-write.lp",
+    let (db, gw) = replay_into(
+        rig,
+        "gw_influx",
+        WriteMode::ShardAware,
+        Format::Native,
+        (
+            "influxdb-client-1.50-v2-write",
+            "influxdb-client-1.50-v2-write.lp",
+        ),
+        204,
     )
     .await;
-    assert_eq!(
-        resp.status(),
-        204,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
     let shards = per_shard_counts(rig, &format!("{db}.samples_local"), "1").await;
     assert_eq!(
         shards.iter().sum::<u64>(),
@@ -118,20 +136,18 @@ async fn influx_line_protocol_lands_every_field_with_its_values_and_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_protobuf_lands_sums_histograms_and_gauges() {
     let rig = rig().await;
-    let db = migrated_db(rig, "gw_otlp");
-    let gw = gateway(rig, &db, WriteMode::Distributed, Format::RowBinary).await;
-    let resp = replay(
-        &gw.url,
-        "otel-python-1.45-otlp-http-metrics",
-        "otel-python-1.45-otlp-http-metrics.pb",
+    let (db, gw) = replay_into(
+        rig,
+        "gw_otlp",
+        WriteMode::Distributed,
+        Format::RowBinary,
+        (
+            "otel-python-1.45-otlp-http-metrics",
+            "otel-python-1.45-otlp-http-metrics.pb",
+        ),
+        200,
     )
     .await;
-    assert_eq!(
-        resp.status(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
     per_shard_counts(rig, &format!("{db}.samples_local"), "1").await;
     let requests = scalar(
         rig,

@@ -11,6 +11,42 @@ pub const POD_GATEWAY_PORT: u16 = 8428;
 /// Container port of Grafana in pods.
 pub const POD_GRAFANA_PORT: u16 = 3000;
 
+/// One frontend and its health-checked backend.
+struct Front {
+    name: &'static str,
+    port: u16,
+    balance: &'static str,
+    check: &'static str,
+}
+
+fn front<'a>(
+    c: &mut String,
+    bind: &str,
+    f: &Front,
+    servers: impl Iterator<Item = (&'a crate::Instance, u16)>,
+    t: &Topology,
+    a: Addressing,
+) {
+    let _ = write!(
+        c,
+        "frontend {n}\n    bind {bind}:{}\n    default_backend {n}s\n\n\
+         backend {n}s\n    balance {}\n    option httpchk GET {}\n    http-check expect status 200\n",
+        f.port,
+        f.balance,
+        f.check,
+        n = f.name
+    );
+    for (inst, port) in servers {
+        let _ = writeln!(
+            c,
+            "    server {} {}:{port} check inter 2s fall 2 rise 2",
+            inst.name,
+            a.host(t, &inst.name)
+        );
+    }
+    c.push('\n');
+}
+
 /// Renders `haproxy.cfg`.
 pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
     let bind = a.bind(t);
@@ -27,36 +63,38 @@ pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
          stats show-legends\n\n",
         t.haproxy_stats_port()
     );
-    let _ = write!(
-        c,
-        "frontend gateway\n    bind {bind}:{}\n    default_backend gateways\n\n\
-         backend gateways\n    balance leastconn\n    option httpchk GET /readyz\n    http-check expect status 200\n",
-        t.haproxy_gateway_port()
+    let gateway = Front {
+        name: "gateway",
+        port: t.haproxy_gateway_port(),
+        balance: "leastconn",
+        check: "/readyz",
+    };
+    front(
+        &mut c,
+        &bind,
+        &gateway,
+        t.gateways()
+            .iter()
+            .map(|g| (g, a.instance_port(g, POD_GATEWAY_PORT))),
+        t,
+        a,
     );
-    for g in t.gateways() {
-        let _ = writeln!(
-            c,
-            "    server {} {}:{} check inter 2s fall 2 rise 2",
-            g.name,
-            a.host(t, &g.name),
-            a.instance_port(&g, POD_GATEWAY_PORT)
-        );
-    }
-    let _ = write!(
-        c,
-        "\nfrontend grafana\n    bind {bind}:{}\n    default_backend grafanas\n\n\
-         backend grafanas\n    balance roundrobin\n    option httpchk GET /api/health\n    http-check expect status 200\n",
-        t.haproxy_grafana_port()
+    let grafana = Front {
+        name: "grafana",
+        port: t.haproxy_grafana_port(),
+        balance: "roundrobin",
+        check: "/api/health",
+    };
+    front(
+        &mut c,
+        &bind,
+        &grafana,
+        t.grafanas()
+            .iter()
+            .map(|g| (g, a.instance_port(g, POD_GRAFANA_PORT))),
+        t,
+        a,
     );
-    for g in t.grafanas() {
-        let _ = writeln!(
-            c,
-            "    server {} {}:{} check inter 2s fall 2 rise 2",
-            g.name,
-            a.host(t, &g.name),
-            a.instance_port(&g, POD_GRAFANA_PORT)
-        );
-    }
     c
 }
 
