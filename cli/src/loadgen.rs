@@ -68,6 +68,7 @@ enum TargetArg {
     Influx,
     RemoteWrite,
     Ndjson,
+    Otlp,
     Direct,
     DirectLocal,
 }
@@ -77,6 +78,7 @@ enum ProtocolArg {
     Influx,
     RemoteWrite,
     Ndjson,
+    Otlp,
 }
 
 impl From<ProtocolArg> for Protocol {
@@ -85,6 +87,7 @@ impl From<ProtocolArg> for Protocol {
             ProtocolArg::Influx => Protocol::Influx,
             ProtocolArg::RemoteWrite => Protocol::RemoteWrite,
             ProtocolArg::Ndjson => Protocol::Ndjson,
+            ProtocolArg::Otlp => Protocol::Otlp,
         }
     }
 }
@@ -227,6 +230,7 @@ fn target(t: TargetArg, url: String) -> Target {
         TargetArg::Influx => gw(Protocol::Influx),
         TargetArg::RemoteWrite => gw(Protocol::RemoteWrite),
         TargetArg::Ndjson => gw(Protocol::Ndjson),
+        TargetArg::Otlp => gw(Protocol::Otlp),
         TargetArg::Direct => Target::Direct(DirectMode::Distributed),
         TargetArg::DirectLocal => Target::Direct(DirectMode::ShardLocal),
     }

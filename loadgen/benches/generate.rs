@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(gen.render_lines(ROWS, &mut buf));
         })
     });
-    for protocol in [Protocol::RemoteWrite, Protocol::Ndjson] {
+    for protocol in [Protocol::RemoteWrite, Protocol::Ndjson, Protocol::Otlp] {
         let enc = Encoder::Gateway {
             protocol,
             database: "metrics".into(),

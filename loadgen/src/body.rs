@@ -72,6 +72,8 @@ pub enum Protocol {
     RemoteWrite,
     /// NDJSON rows of the samples table to `/ingest/{db}/samples`.
     Ndjson,
+    /// OTLP/HTTP JSON (`ExportMetricsServiceRequest`, gauges) to `/v1/metrics`.
+    Otlp,
 }
 
 /// How the `direct` baseline reaches ClickHouse.
@@ -122,6 +124,7 @@ impl Encoder {
                 Protocol::Influx => influx(gen, rows),
                 Protocol::RemoteWrite => remote_write(gen, rows),
                 Protocol::Ndjson => ndjson(gen, rows, database),
+                Protocol::Otlp => otlp(gen, rows),
             },
             Encoder::Direct { mode, tables } => direct(gen, rows, *mode, tables),
         }
@@ -236,6 +239,58 @@ fn ndjson(gen: &mut Generator, rows: usize, database: &str) -> Payload {
         kind: PayloadKind::Http {
             path: format!("/ingest/{database}/samples"),
             content_type: "application/x-ndjson",
+            encoding: None,
+            body: body.into(),
+        },
+    }
+}
+
+/// OTLP JSON: one `ResourceMetrics` per point (resource attributes = the host's tags) with one
+/// gauge per field. Names and tag values are `[A-Za-z0-9_.-]`, so no JSON escaping is needed.
+fn otlp(gen: &mut Generator, rows: usize) -> Payload {
+    let prefix = gen.config().prefix.clone();
+    let mut body = Vec::with_capacity(rows * 150);
+    body.extend_from_slice(b"{\"resourceMetrics\":[");
+    let mut first = true;
+    let n = gen.next_points(rows, |p| {
+        if !std::mem::take(&mut first) {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"resource\":{\"attributes\":[");
+        for (i, (k, v)) in p.host.tags.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let attr = format!("{{\"key\":\"{k}\",\"value\":{{\"stringValue\":\"{v}\"}}}}");
+            body.extend_from_slice(attr.as_bytes());
+        }
+        body.extend_from_slice(b"]},\"scopeMetrics\":[{\"metrics\":[");
+        let m = p.measurement();
+        let ns = itoa::Buffer::new()
+            .format(i128::from(p.timestamp_ms) * 1_000_000)
+            .to_owned();
+        for (i, field) in m.fields.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let head = format!(
+                "{{\"name\":\"{prefix}{}_{field}\",\"gauge\":{{\"dataPoints\":[{{\"asDouble\":",
+                m.name
+            );
+            body.extend_from_slice(head.as_bytes());
+            push_cents(&mut body, p.cents[i]);
+            body.extend_from_slice(b",\"timeUnixNano\":\"");
+            body.extend_from_slice(ns.as_bytes());
+            body.extend_from_slice(b"\"}]}}");
+        }
+        body.extend_from_slice(b"]}]}");
+    });
+    body.extend_from_slice(b"]}");
+    Payload {
+        rows: n as u64,
+        kind: PayloadKind::Http {
+            path: "/v1/metrics".into(),
+            content_type: "application/json",
             encoding: None,
             body: body.into(),
         },
@@ -409,6 +464,17 @@ mod tests {
         let decoded = remote_write::decode(body).expect("decodes");
         assert_eq!(decoded.len() as u64, p.rows);
         assert_eq!(decoded, gen().next_samples(500));
+    }
+
+    #[test]
+    fn otlp_json_body_decodes_to_the_generated_samples() {
+        let p = otlp(&mut gen(), 200);
+        let PayloadKind::Http { body, .. } = &p.kind else {
+            panic!("http")
+        };
+        let decoded = chgate_gateway::protocol::otlp::decode_json(body).expect("decodes");
+        assert_eq!(decoded.len() as u64, p.rows);
+        assert_eq!(decoded, gen().next_samples(200));
     }
 
     #[test]

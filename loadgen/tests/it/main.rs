@@ -157,8 +157,25 @@ async fn a_gateway_that_acks_without_writing_fails_verification() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_through_an_in_process_gateway_verifies() {
+    let (rig, env) = env("lg_otlp").await;
+    let closed = LoadMode::Closed { concurrency: 2 };
+    let j = job(rig, Target::Direct(DirectMode::Distributed), closed, 1_500);
+    let r = job::execute_in_process(&env, &j, WriteMode::Distributed, Protocol::Otlp)
+        .await
+        .expect("run");
+    assert_verified(&r, 1_500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_loopback_targets_are_refused() {
-    let (rig, env) = env("lg_remote").await;
+    let rig = chgate_harness::rig().await;
+    let env = Env {
+        topology: rig.topology().clone(),
+        password: rig.clickhouse_password(),
+        database: "never_written".into(),
+        state_dir: rig.state_dir().to_path_buf(),
+    };
     let target = Target::Gateway {
         url: "http://192.0.2.1:8428".into(),
         protocol: Protocol::Influx,
