@@ -1,8 +1,8 @@
 //! OTLP metrics messages (opentelemetry-proto v1), hand-derived for prost and serde.
 //!
 //! Only the fields the samples schema needs are declared; prost skips unknown fields and serde
-//! ignores unknown keys, so exemplars, exponential histograms, min/max, schema URLs, metadata
-//! and bytes-valued attributes are dropped. `oneof` members are declared as separate optional
+//! ignores unknown keys, so exemplars, start times, min/max, schema URLs, metadata and
+//! bytes-valued attributes are dropped. `oneof` members are declared as separate optional
 //! fields: the wire format is the same, and the JSON keys (`gauge`, `asDouble`, ...) map 1:1.
 //! JSON field names are lowerCamelCase, with the proto (snake_case) names accepted as aliases.
 
@@ -158,18 +158,90 @@ pub struct Metric {
     /// Explicit-bucket histogram data.
     #[prost(message, optional, tag = "9")]
     pub histogram: Option<Histogram>,
-    /// Exponential histogram (presence only: not mapped, see PROTOCOLS.md).
+    /// Exponential histogram data (mapped onto classic `le` buckets).
     #[prost(message, optional, tag = "10")]
     #[serde(alias = "exponential_histogram")]
-    pub exponential_histogram: Option<Presence>,
+    pub exponential_histogram: Option<ExponentialHistogram>,
     /// Summary data.
     #[prost(message, optional, tag = "11")]
     pub summary: Option<Summary>,
 }
 
-/// A message whose content is ignored; only whether it was sent matters.
+/// `ExponentialHistogram`.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
-pub struct Presence {}
+#[serde(default, rename_all = "camelCase")]
+pub struct ExponentialHistogram {
+    /// Points.
+    #[prost(message, repeated, tag = "1")]
+    #[serde(alias = "data_points", deserialize_with = "json::nd")]
+    pub data_points: Vec<ExponentialHistogramDataPoint>,
+    /// 1 = delta, 2 = cumulative.
+    #[prost(int32, tag = "2")]
+    #[serde(
+        alias = "aggregation_temporality",
+        deserialize_with = "json::temporality"
+    )]
+    pub aggregation_temporality: i32,
+}
+
+/// `ExponentialHistogramDataPoint`: bucket `i` of a range covers `(base^i, base^(i+1)]`,
+/// `base = 2^(2^-scale)`.
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ExponentialHistogramDataPoint {
+    /// Point attributes (labels).
+    #[prost(message, repeated, tag = "1")]
+    #[serde(deserialize_with = "json::nd")]
+    pub attributes: Vec<KeyValue>,
+    /// Sample time, ns since the epoch.
+    #[prost(fixed64, tag = "3")]
+    #[serde(alias = "time_unix_nano", deserialize_with = "json::u64_")]
+    pub time_unix_nano: u64,
+    /// Number of observations.
+    #[prost(fixed64, tag = "4")]
+    #[serde(deserialize_with = "json::u64_")]
+    pub count: u64,
+    /// Sum of observations, when recorded.
+    #[prost(double, optional, tag = "5")]
+    #[serde(deserialize_with = "json::opt_f64")]
+    pub sum: Option<f64>,
+    /// Resolution: `base = 2^(2^-scale)`.
+    #[prost(sint32, tag = "6")]
+    #[serde(deserialize_with = "json::nd")]
+    pub scale: i32,
+    /// Observations in the zero bucket `[-zero_threshold, zero_threshold]`.
+    #[prost(fixed64, tag = "7")]
+    #[serde(alias = "zero_count", deserialize_with = "json::u64_")]
+    pub zero_count: u64,
+    /// Buckets of positive values.
+    #[prost(message, optional, tag = "8")]
+    pub positive: Option<Buckets>,
+    /// Buckets of negative values (by absolute value).
+    #[prost(message, optional, tag = "9")]
+    pub negative: Option<Buckets>,
+    /// Bit 0: no recorded value.
+    #[prost(uint32, tag = "10")]
+    #[serde(deserialize_with = "json::nd")]
+    pub flags: u32,
+    /// Width of the zero bucket.
+    #[prost(double, tag = "14")]
+    #[serde(alias = "zero_threshold", deserialize_with = "json::f64_")]
+    pub zero_threshold: f64,
+}
+
+/// `ExponentialHistogramDataPoint.Buckets`.
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Buckets {
+    /// Index of the first bucket.
+    #[prost(sint32, tag = "1")]
+    #[serde(deserialize_with = "json::nd")]
+    pub offset: i32,
+    /// Counts of consecutive buckets from `offset` (not cumulative).
+    #[prost(uint64, repeated, tag = "2")]
+    #[serde(alias = "bucket_counts", deserialize_with = "json::vec_u64")]
+    pub bucket_counts: Vec<u64>,
+}
 
 /// `Gauge`.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]

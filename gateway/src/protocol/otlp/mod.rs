@@ -5,7 +5,8 @@
 //! 1.85) — see `gateway/PROTOCOLS.md`. Mapping, Prometheus-style:
 //! - gauge and sum points → `<name>`; histogram → `<name>_bucket{le}` (cumulative, `+Inf`
 //!   last), `<name>_sum`, `<name>_count`; summary → `<name>{quantile}`, `<name>_sum`,
-//!   `<name>_count`. Exponential histograms are skipped.
+//!   `<name>_count`; exponential histogram → the same classic `le` buckets at its bucket
+//!   boundaries.
 //! - labels: resource attributes ([`ResourceAttributes`]), `otel_scope_name`,
 //!   `otel_scope_version`, scope attributes, point attributes; later ones win on a name clash.
 //!   Names sanitized to `[a-zA-Z0-9_]`; empty values dropped.
@@ -16,8 +17,8 @@ mod json;
 pub mod messages;
 
 use messages::{
-    ExportMetricsServiceRequest, HistogramDataPoint, KeyValue, Metric, NumberDataPoint,
-    SummaryDataPoint,
+    ExponentialHistogramDataPoint, ExportMetricsServiceRequest, HistogramDataPoint, KeyValue,
+    Metric, NumberDataPoint, SummaryDataPoint,
 };
 
 use super::{sanitize_name, DecodeError, Sample};
@@ -227,6 +228,67 @@ impl Mapper<'_> {
         for p in metric.summary.iter().flat_map(|s| &s.data_points) {
             self.summary(p)?;
         }
+        let exponential = metric
+            .exponential_histogram
+            .iter()
+            .flat_map(|h| &h.data_points);
+        for p in exponential {
+            self.exponential(p)?;
+        }
+        Ok(())
+    }
+
+    /// Exponential histogram → classic cumulative `le` buckets: negative buckets (most negative
+    /// first, upper bound `-base^i`), the zero bucket (`le = zero_threshold`), positive buckets
+    /// (upper bound `base^(i+1)`), `+Inf` = count; plus `_sum` and `_count`.
+    fn exponential(&mut self, p: &ExponentialHistogramDataPoint) -> Result<(), DecodeError> {
+        let ts = self.timestamp(p.time_unix_nano)?;
+        if !(-10..=20).contains(&p.scale) {
+            return Err(invalid(
+                self.metric,
+                &format!(
+                    "exponential histogram scale {} is outside -10..=20",
+                    p.scale
+                ),
+            ));
+        }
+        let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
+        let v = |x: f64| if stale { f64::from_bits(STALE_NAN) } else { x };
+        let labels = point_labels(self.base, &p.attributes);
+        let bucket = format!("{}_bucket", self.name);
+        // base^i = 2^(i * 2^-scale)
+        let bound = |i: i64| (i as f64 * (-f64::from(p.scale)).exp2()).exp2();
+        let mut bounds: Vec<(f64, u64)> = Vec::new();
+        if let Some(neg) = &p.negative {
+            let counts = neg.bucket_counts.iter().enumerate().rev();
+            bounds.extend(counts.map(|(k, c)| (-bound(i64::from(neg.offset) + k as i64), *c)));
+        }
+        bounds.push((p.zero_threshold, p.zero_count));
+        if let Some(pos) = &p.positive {
+            let counts = pos.bucket_counts.iter().enumerate();
+            bounds.extend(counts.map(|(k, c)| (bound(i64::from(pos.offset) + k as i64 + 1), *c)));
+        }
+        let mut cumulative: u64 = 0;
+        for (le, count) in bounds {
+            cumulative = cumulative.saturating_add(count);
+            let l = with_label(&labels, "le", format_bound(le));
+            self.push(bucket.clone(), l, ts, v(cumulative as f64));
+        }
+        self.push(
+            bucket,
+            with_label(&labels, "le", "+Inf".to_owned()),
+            ts,
+            v(p.count as f64),
+        );
+        if let Some(sum) = p.sum {
+            self.push(format!("{}_sum", self.name), labels.clone(), ts, v(sum));
+        }
+        self.push(
+            format!("{}_count", self.name),
+            labels,
+            ts,
+            v(p.count as f64),
+        );
         Ok(())
     }
 
@@ -377,7 +439,10 @@ mod tests {
             {"name": "rpc", "summary": {"dataPoints": [
               {"timeUnixNano": "1700000000000000000", "count": "4", "sum": "NaN",
                "quantileValues": [{"quantile": 0.5, "value": 1}, {"quantile": 0.99, "value": 3}]}]}},
-            {"name": "exp", "exponentialHistogram": {"dataPoints": [{"timeUnixNano": "1"}]}}
+            {"name": "exp", "exponentialHistogram": {"dataPoints": [{"timeUnixNano": "1000000",
+              "count": "6", "sum": 1.5, "scale": 1, "zeroCount": "1", "zeroThreshold": 0,
+              "positive": {"offset": -1, "bucketCounts": ["2", "0", "1"]},
+              "negative": {"offset": 0, "bucketCounts": ["2"]}}]}}
           ]
         }]
       }]
@@ -410,9 +475,35 @@ mod tests {
                 "rpc",
                 "rpc",
                 "rpc_sum",
-                "rpc_count"
+                "rpc_count",
+                "exp_bucket",
+                "exp_bucket",
+                "exp_bucket",
+                "exp_bucket",
+                "exp_bucket",
+                "exp_bucket",
+                "exp_sum",
+                "exp_count"
             ]
         );
+        // scale 1: base = sqrt(2). negative bucket 0 covers [-sqrt 2, -1): le = -1; zero
+        // bucket le = 0; positive buckets -1, 0, 1 end at 1, sqrt 2, 2.
+        let exp: Vec<_> = got[11..17]
+            .iter()
+            .map(|s| (label(s, "le").unwrap_or_default(), s.value))
+            .collect();
+        assert_eq!(
+            exp,
+            [
+                ("-1", 2.0),
+                ("0", 3.0),
+                ("1", 5.0),
+                ("1.4142135623730951", 5.0),
+                ("2", 6.0),
+                ("+Inf", 6.0)
+            ]
+        );
+        assert_eq!((got[17].value, got[18].value), (1.5, 6.0));
         let gauge = &got[0];
         assert_eq!((gauge.value, gauge.timestamp_ms), (42.0, 1_700_000_000_123));
         assert_eq!(label(gauge, "route"), Some("/a"), "point attributes win");
