@@ -69,6 +69,7 @@ enum TargetArg {
     RemoteWrite,
     Ndjson,
     Otlp,
+    Arrow,
     Direct,
     DirectLocal,
 }
@@ -79,6 +80,7 @@ enum ProtocolArg {
     RemoteWrite,
     Ndjson,
     Otlp,
+    Arrow,
 }
 
 impl From<ProtocolArg> for Protocol {
@@ -88,6 +90,7 @@ impl From<ProtocolArg> for Protocol {
             ProtocolArg::RemoteWrite => Protocol::RemoteWrite,
             ProtocolArg::Ndjson => Protocol::Ndjson,
             ProtocolArg::Otlp => Protocol::Otlp,
+            ProtocolArg::Arrow => Protocol::Arrow,
         }
     }
 }
@@ -231,6 +234,7 @@ fn target(t: TargetArg, url: String) -> Target {
         TargetArg::RemoteWrite => gw(Protocol::RemoteWrite),
         TargetArg::Ndjson => gw(Protocol::Ndjson),
         TargetArg::Otlp => gw(Protocol::Otlp),
+        TargetArg::Arrow => gw(Protocol::Arrow),
         TargetArg::Direct => Target::Direct(DirectMode::Distributed),
         TargetArg::DirectLocal => Target::Direct(DirectMode::ShardLocal),
     }

@@ -29,7 +29,12 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(gen.render_lines(ROWS, &mut buf));
         })
     });
-    for protocol in [Protocol::RemoteWrite, Protocol::Ndjson, Protocol::Otlp] {
+    for protocol in [
+        Protocol::RemoteWrite,
+        Protocol::Ndjson,
+        Protocol::Otlp,
+        Protocol::Arrow,
+    ] {
         let enc = Encoder::Gateway {
             protocol,
             database: "metrics".into(),

@@ -157,14 +157,16 @@ async fn a_gateway_that_acks_without_writing_fails_verification() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_json_through_an_in_process_gateway_verifies() {
+async fn otlp_and_arrow_through_an_in_process_gateway_verify() {
     let (rig, env) = env("lg_otlp").await;
-    let closed = LoadMode::Closed { concurrency: 2 };
-    let j = job(rig, Target::Direct(DirectMode::Distributed), closed, 1_500);
-    let r = job::execute_in_process(&env, &j, WriteMode::Distributed, Protocol::Otlp)
-        .await
-        .expect("run");
-    assert_verified(&r, 1_500);
+    for protocol in [Protocol::Otlp, Protocol::Arrow] {
+        let closed = LoadMode::Closed { concurrency: 2 };
+        let j = job(rig, Target::Direct(DirectMode::Distributed), closed, 1_500);
+        let r = job::execute_in_process(&env, &j, WriteMode::Distributed, protocol)
+            .await
+            .expect("run");
+        assert_verified(&r, 1_500);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
