@@ -1,11 +1,11 @@
-//! series_id oracle: ClickHouse's own `cityHash64` (chdb-core, ClickHouse in-process) on ~50
-//! generated series keys of every length class of CityHash (0-16, 17-32, 33-64, >64 bytes).
+//! series_id oracle: ClickHouse's own `cityHash64` (chdb-core, ClickHouse in-process) on 50
+//! generated series keys and on keys of every length 0..=300 (all CityHash branches).
 //! Needs `python3` with `chdb` importable (`pip install chdb-core`); fails loudly without.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use chgate_gateway::protocol::series::{series_id, series_key};
+use chgate_gateway::protocol::series::{series_id, series_id_of_key, series_key};
 
 /// Deterministic keys: names and values of varied lengths with quotes, backslashes, newlines
 /// and non-ASCII text, so escaping and every CityHash length branch are covered.
@@ -38,24 +38,21 @@ fn generated() -> Vec<(String, Vec<(String, String)>)> {
         .collect()
 }
 
+/// Reads one `x<hex>` key per line (the `x` keeps the empty key), prints one hash per line.
 const SCRIPT: &str = r#"
 import sys
 import chdb
-keys = [line.strip() for line in sys.stdin if line.strip()]
+keys = [line.strip()[1:] for line in sys.stdin if line.strip()]
 sql = "SELECT cityHash64(unhex(k)) FROM (SELECT arrayJoin([" + ",".join("'%s'" % k for k in keys) + "]) AS k)"
 # arrayJoin keeps the array order.
 print(str(chdb.query(sql, "TSV")).strip())
 "#;
 
-#[test]
-fn series_id_equals_clickhouse_city_hash64() {
-    let series = generated();
-    let keys: Vec<String> = series.iter().map(|(m, l)| series_key(m, l)).collect();
-    let lengths: Vec<usize> = keys.iter().map(String::len).collect();
-    assert!(lengths.iter().any(|&n| n <= 16) && lengths.iter().any(|&n| n > 64));
-    let hex: String = keys
+/// `cityHash64` of each key, computed by ClickHouse (chdb) in one query.
+fn clickhouse_city_hash64(keys: &[String]) -> Vec<u64> {
+    let input: String = keys
         .iter()
-        .map(|k| format!("{}\n", hex(k.as_bytes())))
+        .map(|k| format!("x{}\n", hex(k.as_bytes())))
         .collect();
     let mut child = Command::new("python3")
         .args(["-c", SCRIPT])
@@ -68,7 +65,7 @@ fn series_id_equals_clickhouse_city_hash64() {
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(hex.as_bytes())
+        .write_all(input.as_bytes())
         .expect("write keys to python3");
     let out = child.wait_with_output().expect("python3 runs");
     assert!(
@@ -82,8 +79,35 @@ fn series_id_equals_clickhouse_city_hash64() {
         .map(|l| l.trim().parse().expect("a UInt64 per line"))
         .collect();
     assert_eq!(want.len(), keys.len(), "{stdout}");
+    want
+}
+
+#[test]
+fn series_id_equals_clickhouse_city_hash64() {
+    let series = generated();
+    let keys: Vec<String> = series.iter().map(|(m, l)| series_key(m, l)).collect();
+    let lengths: Vec<usize> = keys.iter().map(String::len).collect();
+    assert!(lengths.iter().any(|&n| n <= 16) && lengths.iter().any(|&n| n > 64));
+    let want = clickhouse_city_hash64(&keys);
     for (((metric, labels), key), want) in series.iter().zip(&keys).zip(want) {
         assert_eq!(series_id(metric, labels), want, "key {key:?}");
+    }
+}
+
+/// Every key length 0..=300, so each CityHash branch and its edges (16/17, 32/33, 64/65,
+/// 128/129 bytes) are checked against ClickHouse.
+#[test]
+fn city_hash64_equals_clickhouse_for_every_length() {
+    let keys: Vec<String> = (0..=300usize)
+        .map(|n| {
+            (0..n)
+                .map(|i| char::from(b'!' + ((i * 7 + n) % 90) as u8))
+                .collect()
+        })
+        .collect();
+    let want = clickhouse_city_hash64(&keys);
+    for (key, want) in keys.iter().zip(want) {
+        assert_eq!(series_id_of_key(key), want, "length {}", key.len());
     }
 }
 
