@@ -251,3 +251,84 @@ proptest! {
         let _ = otlp::decode_json(&raw);
     }
 }
+
+/// One random histogram point: per-bucket counts (bounds + 1 of them), optional sum.
+fn histogram_point() -> impl Strategy<Value = (Vec<u32>, Option<f64>, u64)> {
+    (
+        prop::collection::vec(0u32..1000, 1..12),
+        prop::option::of(-1e6f64..1e6),
+        1u64..u64::from(u32::MAX),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Random histograms through protobuf: `le` ascending ending in `+Inf`, bucket values
+    /// cumulative and ending at `count`, `_sum` only when sent, every label set sorted.
+    #[test]
+    fn otlp_histograms_are_cumulative(points in prop::collection::vec(histogram_point(), 1..6)) {
+        use otlp::messages::*;
+        let data_points = points
+            .iter()
+            .enumerate()
+            .map(|(i, (counts, sum, ns))| HistogramDataPoint {
+                attributes: vec![KeyValue {
+                    key: "point.index".into(),
+                    value: Some(AnyValue { int_value: Some(i as i64), ..AnyValue::default() }),
+                }],
+                time_unix_nano: *ns,
+                count: counts.iter().map(|&c| u64::from(c)).sum(),
+                sum: *sum,
+                bucket_counts: counts.iter().map(|&c| u64::from(c)).collect(),
+                explicit_bounds: (1..counts.len()).map(|b| b as f64 * 0.25).collect(),
+                flags: 0,
+            })
+            .collect();
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: None,
+                scope_metrics: vec![ScopeMetrics {
+                    scope: None,
+                    metrics: vec![Metric {
+                        name: "rpc.latency".into(),
+                        histogram: Some(Histogram { data_points, aggregation_temporality: 2 }),
+                        ..Metric::default()
+                    }],
+                }],
+            }],
+        };
+        let got = otlp::decode_protobuf(&prost::Message::encode_to_vec(&request)).expect("decodes");
+        let expected: usize = points.iter().map(|(c, s, _)| c.len() + 1 + usize::from(s.is_some())).sum();
+        prop_assert_eq!(got.len(), expected);
+        for (i, (counts, sum, ns)) in points.iter().enumerate() {
+            let idx = i.to_string();
+            let mine: Vec<&Sample> = got
+                .iter()
+                .filter(|s| s.labels.iter().any(|(n, v)| n == "point_index" && *v == idx))
+                .collect();
+            let buckets: Vec<&&Sample> = mine.iter().filter(|s| s.metric == "rpc_latency_bucket").collect();
+            prop_assert_eq!(buckets.len(), counts.len());
+            let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+            let mut prev = 0.0;
+            for (k, b) in buckets.iter().enumerate() {
+                prop_assert!(b.labels.windows(2).all(|w| w[0].0 < w[1].0));
+                prop_assert!(b.value >= prev);
+                prev = b.value;
+                prop_assert_eq!(b.timestamp_ms, (*ns / 1_000_000) as i64);
+                let le = b.labels.iter().find(|(n, _)| n == "le").map(|(_, v)| v.as_str());
+                if k + 1 == buckets.len() {
+                    prop_assert_eq!(le, Some("+Inf"));
+                    prop_assert_eq!(b.value, total as f64);
+                } else {
+                    let want = ((k + 1) as f64 * 0.25).to_string();
+                    prop_assert_eq!(le, Some(want.as_str()));
+                }
+            }
+            let sums = mine.iter().filter(|s| s.metric == "rpc_latency_sum").count();
+            prop_assert_eq!(sums, usize::from(sum.is_some()));
+            let count = mine.iter().find(|s| s.metric == "rpc_latency_count").map(|s| s.value);
+            prop_assert_eq!(count, Some(total as f64));
+        }
+    }
+}
