@@ -186,3 +186,58 @@ async fn non_loopback_targets_are_refused() {
     let e = job::execute(&env, &j).await.expect_err("refused");
     assert!(e.to_string().contains("non-loopback"), "{e}");
 }
+
+/// Open loop measures from the intended send time: against a server that takes 200 ms per
+/// request and one request slot, requests scheduled every 100 ms queue up, and their latency must
+/// show it (200, 300, ... 1100 ms) instead of the 200 ms service time a coordinated-omission
+/// measurement would report. No ClickHouse involved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_latency_includes_queueing_no_coordinated_omission() {
+    use chgate_loadgen::body::Encoder;
+    use chgate_loadgen::data::Generator;
+    use chgate_loadgen::target::Sender;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        axum::http::StatusCode::NO_CONTENT
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let run = |mode| {
+        let url = url.clone();
+        async move {
+            let settings = RunSettings {
+                mode,
+                duration: None,
+                rows: Some(100),
+                batch_rows: 10,
+                retries: 0,
+                progress: false,
+            };
+            let gen = Generator::new(DataConfig::default()).expect("gen");
+            let enc = Encoder::Gateway {
+                protocol: Protocol::Influx,
+                database: "db".into(),
+            };
+            let sender = Sender::gateway(&url, Duration::from_secs(10)).expect("client");
+            chgate_loadgen::run::run(gen, enc, std::sync::Arc::new(sender), &settings)
+                .await
+                .expect("run")
+        }
+    };
+    let open = run(LoadMode::Open {
+        rate: 100.0,
+        max_in_flight: 1,
+    })
+    .await;
+    let closed = run(LoadMode::Closed { concurrency: 1 }).await;
+    server.abort();
+    assert_eq!((open.rows, open.requests), (100, 10));
+    assert!(open.latency_ms.max > 900.0, "{:?}", open.latency_ms);
+    assert!(open.latency_ms.p50 > 500.0, "{:?}", open.latency_ms);
+    assert!(closed.latency_ms.max < 600.0, "{:?}", closed.latency_ms);
+    assert!(closed.latency_ms.p50 >= 190.0, "{:?}", closed.latency_ms);
+}
