@@ -4,8 +4,10 @@
 //! body to one of the decoders and get samples back, or a [`DecodeError`] whose message tells
 //! the client what to fix.
 //!
-//! - [`remote_write::decode`] — Prometheus remote_write 1.0 (snappy block + protobuf).
-//! - [`influx::decode`] — Influx line protocol; bad lines are reported per line, good lines kept.
+//! - [`remote_write::decode`] — Prometheus remote_write 1.0 (snappy block + protobuf);
+//!   [`remote_write::decode_each`] hands out borrowed [`SampleRef`]s without allocating.
+//! - [`influx::decode`] / [`influx::decode_bytes`] — Influx line protocol; bad lines are
+//!   reported per line, good lines kept.
 //! - [`otlp::decode_protobuf`] / [`otlp::decode_json`] — OTLP/HTTP metrics.
 //! - [`series::series_key`] / [`series::series_id`] — the `series_id` of migrations/SCHEMA.md.
 //!

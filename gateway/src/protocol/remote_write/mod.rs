@@ -1,8 +1,10 @@
 //! Prometheus remote_write 1.0: snappy block-compressed protobuf `prometheus.WriteRequest`.
 //!
-//! Spec: <https://prometheus.io/docs/concepts/remote_write_spec/>. Only the fields the samples
-//! schema stores are declared; prost skips the rest (metadata, exemplars). Native histograms
-//! (field 4 of `TimeSeries`) are skipped too: see `gateway/PROTOCOLS.md`.
+//! Spec: <https://prometheus.io/docs/concepts/remote_write_spec/>. [`decode`] and
+//! [`decode_each`] read the wire format directly (`wire.rs`, zero-copy); the prost messages below
+//! (only the fields the samples schema stores) serve [`encode`], tests and comparison. Metadata,
+//! exemplars and native histograms (field 4 of `TimeSeries`) are skipped: see
+//! `gateway/PROTOCOLS.md`.
 //!
 //! Values are kept bit for bit: a Prometheus stale marker (NaN `0x7ff0000000000002`) and any
 //! other NaN reach ClickHouse unchanged, so staleness survives the trip.
