@@ -74,7 +74,10 @@ pub fn summary(r: &Report) -> String {
         let per_node = v
             .nodes
             .iter()
-            .map(|n| format!("{} {}", n.node, n.rows))
+            .map(|n| match &n.error {
+                None => format!("{} {}", n.node, n.rows),
+                Some(_) => format!("{} ?", n.node),
+            })
             .collect::<Vec<_>>()
             .join(", ");
         line(
@@ -258,6 +261,7 @@ mod tests {
                     shard: 1,
                     replica: 1,
                     rows: 100 * rows_per_s_scale,
+                    error: None,
                 }],
             )),
             memory: Vec::new(),

@@ -19,6 +19,8 @@ pub struct NodeCount {
     pub replica: u32,
     /// Rows of the run in its `samples_local`.
     pub rows: u64,
+    /// Why the node could not be counted (then `rows` is 0 and not used).
+    pub error: Option<String>,
 }
 
 /// The verdict.
@@ -41,21 +43,35 @@ impl Verification {
     }
 }
 
-/// Judges per-node counts against the acked rows (pure).
+/// Judges per-node counts against the acked rows (pure). A node that could not be counted is a
+/// problem of its own; its shard is judged by the replicas that answered.
 pub fn judge(acked: u64, nodes: Vec<NodeCount>) -> Verification {
     let mut problems = Vec::new();
     let mut shards: Vec<u32> = nodes.iter().map(|n| n.shard).collect();
     shards.dedup();
     let mut found = 0;
+    for n in nodes.iter().filter(|n| n.error.is_some()) {
+        problems.push(format!(
+            "{} not checked: {}",
+            n.node,
+            n.error.as_deref().unwrap_or_default()
+        ));
+    }
     for shard in shards {
-        let counts: Vec<&NodeCount> = nodes.iter().filter(|n| n.shard == shard).collect();
-        let first = counts.first().map_or(0, |n| n.rows);
-        found += first;
+        let counts: Vec<&NodeCount> = nodes
+            .iter()
+            .filter(|n| n.shard == shard && n.error.is_none())
+            .collect();
+        let Some(first) = counts.first() else {
+            problems.push(format!("shard {shard}: no replica could be counted"));
+            continue;
+        };
+        found += first.rows;
         for n in &counts[1..] {
-            if n.rows != first {
+            if n.rows != first.rows {
                 problems.push(format!(
-                    "shard {shard}: replicas disagree ({} has {first}, {} has {})",
-                    counts[0].node, n.node, n.rows
+                    "shard {shard}: replicas disagree ({} has {}, {} has {})",
+                    first.node, first.rows, n.node, n.rows
                 ));
             }
         }
@@ -66,7 +82,10 @@ pub fn judge(acked: u64, nodes: Vec<NodeCount>) -> Verification {
             acked - found
         ));
     } else if found > acked {
-        problems.push(format!("{} rows more than acked ({found} found, {acked} acked): duplicates, or rows of failed requests", found - acked));
+        problems.push(format!(
+            "{} rows more than acked ({found} found, {acked} acked): duplicates, or rows of failed requests",
+            found - acked
+        ));
     }
     Verification {
         acked,
@@ -89,11 +108,23 @@ pub struct Node {
     pub client: Client,
 }
 
+async fn count(n: &Node, table: &str, sql: &str) -> Result<u64, String> {
+    n.client
+        .execute(&format!("SYSTEM SYNC REPLICA {table}"))
+        .await
+        .map_err(|e| format!("SYSTEM SYNC REPLICA: {e}"))?;
+    let text = n.client.query(sql).await.map_err(|e| e.to_string())?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("unexpected count answer {:?}", text.trim()))
+}
+
 /// Syncs every replica and counts rows whose metric starts with `prefix` in
-/// `database.samples_local`.
+/// `database.samples_local` on each node. A node that fails is reported in the verdict (so a
+/// run with one replica down still says what the others hold).
 ///
 /// # Errors
-/// [`LoadgenError::ClickHouse`] naming the node that did not answer.
+/// None today; the `Result` leaves room for setup failures.
 pub async fn verify(
     nodes: &[Node],
     database: &str,
@@ -101,16 +132,6 @@ pub async fn verify(
     acked: u64,
 ) -> Result<Verification, LoadgenError> {
     let table = format!("{}.{}", quote_ident(database), quote_ident("samples_local"));
-    let ch = |n: &Node| {
-        let node = n.name.clone();
-        move |source| LoadgenError::ClickHouse { node, source }
-    };
-    for n in nodes {
-        n.client
-            .execute(&format!("SYSTEM SYNC REPLICA {table}"))
-            .await
-            .map_err(ch(n))?;
-    }
     let sql = format!(
         "SELECT count() FROM {table} WHERE substring(metric, 1, {}) = {}",
         prefix.len(),
@@ -118,19 +139,13 @@ pub async fn verify(
     );
     let mut counts = Vec::new();
     for n in nodes {
-        let text = n.client.query(&sql).await.map_err(ch(n))?;
-        let rows = text.trim().parse().map_err(|_| {
-            LoadgenError::Config(format!(
-                "{}: unexpected count answer {:?}",
-                n.name,
-                text.trim()
-            ))
-        })?;
+        let result = count(n, &table, &sql).await;
         counts.push(NodeCount {
             node: n.name.clone(),
             shard: n.shard,
             replica: n.replica,
-            rows,
+            rows: *result.as_ref().unwrap_or(&0),
+            error: result.err(),
         });
     }
     Ok(judge(acked, counts))
@@ -146,7 +161,21 @@ mod tests {
             shard,
             replica,
             rows,
+            error: None,
         }
+    }
+
+    #[test]
+    fn an_unreachable_replica_is_reported_and_its_shard_judged_by_the_other() {
+        let mut down = n("b", 1, 2, 0);
+        down.error = Some("connection refused".into());
+        let v = judge(10, vec![n("a", 1, 1, 6), down, n("c", 2, 1, 4)]);
+        assert_eq!(v.found, 10);
+        assert_eq!(v.problems, ["b not checked: connection refused"]);
+        let mut only = n("c", 2, 1, 0);
+        only.error = Some("timeout".into());
+        let v = judge(10, vec![n("a", 1, 1, 6), only]);
+        assert!(v.problems.iter().any(|p| p.contains("shard 2: no replica")));
     }
 
     #[test]
