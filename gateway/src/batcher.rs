@@ -232,11 +232,17 @@ impl Worker {
         self.flush(pending).await;
     }
 
-    async fn flush(&self, batch: Vec<Submit>) {
+    async fn flush(&self, mut batch: Vec<Submit>) {
         if batch.is_empty() {
             return;
         }
-        let rows: Vec<Row> = batch.iter().flat_map(|s| s.rows.iter().cloned()).collect();
+        // Move the rows out (no copy); the submissions keep their replies, and their row counts
+        // let the isolation path below split the rows back per request.
+        let lens: Vec<usize> = batch.iter().map(|s| s.rows.len()).collect();
+        let mut rows: Vec<Row> = Vec::with_capacity(lens.iter().sum());
+        for s in &mut batch {
+            rows.append(&mut s.rows);
+        }
         let n = rows.len();
         let started = std::time::Instant::now();
         let result = self.writer.write(&self.schema, &self.columns, &rows).await;
@@ -247,11 +253,11 @@ impl Worker {
             // One request's bad rows must not fail the others that share its batch: write each
             // submission on its own so only the bad one gets the rejection.
             tracing::warn!(table = %self.schema.full_name(), requests = batch.len(), "batch rejected; isolating requests");
-            for s in batch {
-                let r = self
-                    .writer
-                    .write(&self.schema, &self.columns, &s.rows)
-                    .await;
+            let mut rest = rows;
+            for (s, len) in batch.into_iter().zip(lens) {
+                let tail = rest.split_off(len);
+                let r = self.writer.write(&self.schema, &self.columns, &rest).await;
+                rest = tail;
                 let _ = s.reply.send(r);
             }
             return;

@@ -36,6 +36,9 @@ pub struct GatewayConfig {
     /// How long a table schema is cached. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub schema_ttl: Duration,
+    /// A series row is rewritten (its `last_seen` refreshed) at most this often. Default 10 min.
+    #[serde(with = "humantime_serde")]
+    pub series_refresh: Duration,
     /// Insert attempts per batch (first try included). Default 8.
     pub insert_attempts: u32,
     /// Per-insert HTTP timeout. Default 30 s.
@@ -71,6 +74,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 << 20,
             memory_budget_bytes: 256 << 20,
             schema_ttl: Duration::from_secs(30),
+            series_refresh: Duration::from_secs(600),
             insert_attempts: 8,
             insert_timeout: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),

@@ -55,7 +55,48 @@ fn mapped_columns(schema: &TableSchema, known: &[&str]) -> Vec<Column> {
         .collect()
 }
 
-/// Rows for the samples table and the series table from decoded samples.
+/// What fills one column of the samples/series tables (resolved once per request, not per row).
+#[derive(Clone, Copy)]
+enum Fill {
+    Tenant,
+    Metric,
+    SeriesId,
+    Time,
+    Value,
+    LabelNames,
+    LabelValues,
+    LastSeen,
+    Zero,
+}
+
+fn plan(cols: &[Column]) -> Vec<Fill> {
+    cols.iter()
+        .map(|c| match c.name.as_str() {
+            "tenant" => Fill::Tenant,
+            "metric" => Fill::Metric,
+            "series_id" => Fill::SeriesId,
+            "timestamp" => Fill::Time,
+            "value" => Fill::Value,
+            "label_names" => Fill::LabelNames,
+            "label_values" => Fill::LabelValues,
+            "last_seen" => Fill::LastSeen,
+            _ => Fill::Zero,
+        })
+        .collect()
+}
+
+const SAMPLE_COLUMNS: &[&str] = &["tenant", "metric", "series_id", "timestamp", "value"];
+const SERIES_COLUMNS: &[&str] = &[
+    "tenant",
+    "metric",
+    "series_id",
+    "label_names",
+    "label_values",
+    "last_seen",
+];
+
+/// Rows for the samples table and the series table from decoded samples; one series row per
+/// distinct series of the request.
 pub fn samples_rows(
     samples: &[Sample],
     tenant: &str,
@@ -63,59 +104,68 @@ pub fn samples_rows(
     series_schema: &TableSchema,
     now_ms: i64,
 ) -> (TableRows, TableRows) {
-    let s_cols = mapped_columns(
-        samples_schema,
-        &["tenant", "metric", "series_id", "timestamp", "value"],
-    );
-    let r_cols = mapped_columns(
-        series_schema,
-        &[
-            "tenant",
-            "metric",
-            "series_id",
-            "label_names",
-            "label_values",
-            "last_seen",
-        ],
-    );
+    let owned = samples.to_vec();
+    samples_rows_filtered(
+        owned,
+        tenant,
+        (samples_schema, series_schema),
+        now_ms,
+        &mut |_| true,
+    )
+}
+
+/// As [`samples_rows`], consuming the samples (their metric strings move into the rows) and
+/// writing a series row only for series `want_series` accepts (the gateway skips series it wrote
+/// recently; see [`SeriesCache`]).
+pub fn samples_rows_filtered(
+    samples: Vec<Sample>,
+    tenant: &str,
+    schemas: (&TableSchema, &TableSchema),
+    now_ms: i64,
+    want_series: &mut dyn FnMut(u64) -> bool,
+) -> (TableRows, TableRows) {
+    let s_cols = mapped_columns(schemas.0, SAMPLE_COLUMNS);
+    let r_cols = mapped_columns(schemas.1, SERIES_COLUMNS);
+    let (s_plan, r_plan) = (plan(&s_cols), plan(&r_cols));
     let mut sample_rows = Vec::with_capacity(samples.len());
     let mut series_rows = Vec::new();
     let mut seen = HashSet::new();
     for s in samples {
         let id = series_id(&s.metric, &s.labels);
-        sample_rows.push(
-            s_cols
+        if seen.insert(id) && want_series(id) {
+            let row = r_plan
                 .iter()
-                .map(|c| match c.name.as_str() {
-                    "tenant" => Value::str(tenant),
-                    "metric" => Value::str(&s.metric),
-                    "series_id" => Value::UInt(id),
-                    "timestamp" => time_value(&c.ty, s.timestamp_ms),
-                    "value" => Value::Float(s.value),
+                .zip(r_cols.iter())
+                .map(|(f, c)| match f {
+                    Fill::Tenant => Value::str(tenant),
+                    Fill::Metric => Value::str(&s.metric),
+                    Fill::SeriesId => Value::UInt(id),
+                    Fill::LabelNames => {
+                        Value::Array(s.labels.iter().map(|(k, _)| Value::str(k)).collect())
+                    }
+                    Fill::LabelValues => {
+                        Value::Array(s.labels.iter().map(|(_, v)| Value::str(v)).collect())
+                    }
+                    Fill::LastSeen => time_value(&c.ty, now_ms),
                     _ => zero_of(&c.ty),
                 })
-                .collect(),
-        );
-        if seen.insert(id) {
-            series_rows.push(
-                r_cols
-                    .iter()
-                    .map(|c| match c.name.as_str() {
-                        "tenant" => Value::str(tenant),
-                        "metric" => Value::str(&s.metric),
-                        "series_id" => Value::UInt(id),
-                        "label_names" => {
-                            Value::Array(s.labels.iter().map(|(k, _)| Value::str(k)).collect())
-                        }
-                        "label_values" => {
-                            Value::Array(s.labels.iter().map(|(_, v)| Value::str(v)).collect())
-                        }
-                        "last_seen" => time_value(&c.ty, now_ms),
-                        _ => zero_of(&c.ty),
-                    })
-                    .collect(),
-            );
+                .collect();
+            series_rows.push(row);
         }
+        let mut metric = Some(s.metric.into_bytes());
+        let row = s_plan
+            .iter()
+            .zip(s_cols.iter())
+            .map(|(f, c)| match f {
+                Fill::Tenant => Value::str(tenant),
+                Fill::Metric => Value::Bytes(metric.take().unwrap_or_default()),
+                Fill::SeriesId => Value::UInt(id),
+                Fill::Time => time_value(&c.ty, s.timestamp_ms),
+                Fill::Value => Value::Float(s.value),
+                _ => zero_of(&c.ty),
+            })
+            .collect();
+        sample_rows.push(row);
     }
     (
         TableRows {
@@ -127,6 +177,54 @@ pub fn samples_rows(
             rows: series_rows,
         },
     )
+}
+
+/// Series the gateway wrote to the series table recently. A series row is rewritten only when
+/// its last write is older than `refresh`, so a stable set of series costs one series insert per
+/// `refresh` instead of one per request; `last_seen` is accurate to `refresh`. Bounded: when it
+/// holds `capacity` entries it starts over (the only cost is rewriting some series rows).
+#[derive(Debug)]
+pub struct SeriesCache {
+    refresh_ms: i64,
+    capacity: usize,
+    seen: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
+}
+
+impl SeriesCache {
+    /// A cache rewriting series rows after `refresh`, holding at most `capacity` series.
+    pub fn new(refresh: std::time::Duration, capacity: usize) -> Self {
+        SeriesCache {
+            refresh_ms: i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX),
+            capacity,
+            seen: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Whether the series row of `id` should be written now (and records that it will be).
+    pub fn want(&self, id: u64, now_ms: i64) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        if seen.len() >= self.capacity {
+            seen.clear();
+        }
+        match seen.get(&id) {
+            Some(&at) if now_ms - at < self.refresh_ms => false,
+            _ => {
+                seen.insert(id, now_ms);
+                true
+            }
+        }
+    }
+
+    /// Forgets series (their insert failed, so they must be written again).
+    pub fn forget(&self, ids: impl Iterator<Item = u64>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            for id in ids {
+                seen.remove(&id);
+            }
+        }
+    }
 }
 
 /// Converts JSON objects (one per row) for `schema`. Columns are the union of keys present plus
@@ -319,5 +417,18 @@ mod tests {
         assert_eq!(b.rows.len(), 1);
         assert_eq!(a.rows[0][3], Value::UInt(2));
         assert_eq!(b.rows[0][2], Value::Array(vec![Value::str("job")]));
+    }
+
+    #[test]
+    fn series_cache_skips_recent_series_and_rewrites_after_refresh() {
+        let c = SeriesCache::new(std::time::Duration::from_secs(60), 2);
+        assert!(c.want(1, 0));
+        assert!(!c.want(1, 59_999));
+        assert!(c.want(1, 60_000));
+        assert!(c.want(2, 60_000));
+        c.forget([2].into_iter());
+        assert!(c.want(2, 60_001), "forgotten series are written again");
+        assert!(c.want(3, 60_002), "capacity reached: starts over");
+        assert!(c.want(1, 60_003));
     }
 }

@@ -127,6 +127,7 @@ pub async fn serve_on(
         catalog: Catalog::new(cfg.schema_ttl),
         batcher: batcher.clone(),
         budget: Arc::new(Semaphore::new(permits)),
+        series: crate::ingest::SeriesCache::new(cfg.series_refresh, 1 << 20),
         cfg: cfg.clone(),
     });
     tracing::info!(listen = %cfg.listen, mode = ?cfg.write_mode, format = ?cfg.format, "gateway listening");

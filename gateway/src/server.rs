@@ -32,6 +32,8 @@ pub struct App {
     pub batcher: Batcher,
     /// Memory budget in KiB permits.
     pub budget: Arc<Semaphore>,
+    /// Series written recently (their series rows are not rewritten every request).
+    pub series: ingest::SeriesCache,
 }
 
 impl IntoResponse for GatewayError {
@@ -181,15 +183,38 @@ impl App {
     ///
     /// # Errors
     /// As [`App::write`].
-    pub async fn write_samples(&self, samples: &[Sample]) -> Result<usize, GatewayError> {
+    pub async fn write_samples(&self, samples: Vec<Sample>) -> Result<usize, GatewayError> {
         let samples_schema = self
             .schema(&self.database, &self.cfg.samples_table, false)
             .await?;
         let series_schema = self
             .schema(&self.database, &self.cfg.series_table, false)
             .await?;
-        let (s, r) = ingest::samples_rows(samples, "", &samples_schema, &series_schema, now_ms());
+        let now = now_ms();
+        let (s, r) = ingest::samples_rows_filtered(
+            samples,
+            "",
+            (&samples_schema, &series_schema),
+            now,
+            &mut |id| self.series.want(id, now),
+        );
+        let idx = r.columns.iter().position(|c| c.name == "series_id");
+        let new_ids: Vec<u64> = idx
+            .map(|i| {
+                r.rows
+                    .iter()
+                    .filter_map(|row| match row.get(i) {
+                        Some(crate::value::Value::UInt(id)) => Some(*id),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let (a, b) = tokio::join!(self.write(samples_schema, s), self.write(series_schema, r));
+        if b.is_err() {
+            // Not written after all: the next request carrying these series writes them again.
+            self.series.forget(new_ids.into_iter());
+        }
         b?;
         a
     }
@@ -240,6 +265,14 @@ fn decompress(raw: Bytes, encoding: Option<&str>, limit: usize) -> Result<Bytes,
     }
 }
 
+/// A decoder error as the client's status: 413 when the body is too large, else 400.
+fn decode_error(e: protocol::DecodeError) -> GatewayError {
+    match e {
+        protocol::DecodeError::TooLarge { limit, .. } => GatewayError::TooLarge { limit },
+        other => GatewayError::BadRequest(other.to_string()),
+    }
+}
+
 fn count(protocol: &'static str, status: u16) {
     metrics::REQUESTS
         .get_or_create(&vec![
@@ -260,9 +293,8 @@ async fn remote_write(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
         // remote_write bodies are always snappy (block format); the header is informative.
         let (raw, _adm) = app.read_body(&HeaderMap::new(), body, None).await?;
         let _ = headers;
-        let samples = protocol::remote_write::decode(&raw)
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-        let n = app.write_samples(&samples).await?;
+        let samples = protocol::remote_write::decode(&raw).map_err(decode_error)?;
+        let n = app.write_samples(samples).await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("remote_write"))
             .inc_by(n as u64);
@@ -291,10 +323,9 @@ async fn influx(
             })?,
         };
         let (raw, _adm) = app.read_body(&headers, body, None).await?;
-        let text = std::str::from_utf8(&raw)
-            .map_err(|e| GatewayError::BadRequest(format!("body is not UTF-8: {e}")))?;
-        let batch = protocol::influx::decode(text, precision, now_ms());
-        let n = app.write_samples(&batch.samples).await?;
+        // Invalid UTF-8 fails only the lines that carry it.
+        let batch = protocol::influx::decode_bytes(&raw, precision, now_ms());
+        let n = app.write_samples(batch.samples).await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("influx"))
             .inc_by(n as u64);
@@ -343,8 +374,8 @@ async fn otlp(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
                 "Content-Type `{ctype}` is not OTLP; use application/x-protobuf or application/json"
             )));
         }
-        .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-        let n = app.write_samples(&samples).await?;
+        .map_err(decode_error)?;
+        let n = app.write_samples(samples).await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("otlp"))
             .inc_by(n as u64);

@@ -160,9 +160,9 @@ impl Writer {
         };
         match (placement, &schema.distributed) {
             (Some(place), Some(d)) => {
-                let mut per_shard: Vec<Vec<Row>> = vec![Vec::new(); shards];
+                let mut per_shard: Vec<Vec<&Row>> = vec![Vec::new(); shards];
                 for (row, s) in rows.iter().zip(place) {
-                    per_shard[s].push(row.clone());
+                    per_shard[s].push(row);
                 }
                 let target = format!(
                     "{}.{}",

@@ -13,7 +13,7 @@ pub mod rowbinary;
 use bytes::Bytes;
 
 use crate::types::ColumnType;
-use crate::value::Row;
+use crate::value::Value;
 
 /// A target column.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +73,8 @@ fn contains(t: &ColumnType, pred: &dyn Fn(&ColumnType) -> bool) -> bool {
     }
 }
 
-/// Encodes `rows` for `columns` in `format`.
-pub fn encode(format: Format, columns: &[Column], rows: &[Row]) -> Bytes {
+/// Encodes `rows` (owned rows or references to them) for `columns` in `format`.
+pub fn encode<R: AsRef<[Value]>>(format: Format, columns: &[Column], rows: &[R]) -> Bytes {
     match format.for_columns(columns) {
         Format::Native => native::encode_block(columns, rows),
         Format::RowBinary => rowbinary::encode_rows(columns, rows),

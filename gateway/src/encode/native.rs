@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::rowbinary::put_scalar;
 use super::{put_bytes, put_varint, Column};
 use crate::types::ColumnType;
-use crate::value::{Row, Value};
+use crate::value::Value;
 
 /// `LowCardinality` flag: the dictionary in this block carries additional keys.
 const HAS_ADDITIONAL_KEYS: u64 = 1 << 9;
@@ -21,14 +21,14 @@ const NEED_UPDATE_DICTIONARY: u64 = 1 << 10;
 const SHARED_DICTIONARIES_WITH_ADDITIONAL_KEYS: u64 = 1;
 
 /// Encodes all rows as one Native block.
-pub fn encode_block(columns: &[Column], rows: &[Row]) -> Bytes {
+pub fn encode_block<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
     let mut out = Vec::with_capacity(rows.len() * columns.len() * 8 + 64);
     put_varint(&mut out, columns.len() as u64);
     put_varint(&mut out, rows.len() as u64);
     for (i, col) in columns.iter().enumerate() {
         put_bytes(&mut out, col.name.as_bytes());
         put_bytes(&mut out, col.type_text.as_bytes());
-        let values: Vec<&Value> = rows.iter().map(|r| &r[i]).collect();
+        let values: Vec<&Value> = rows.iter().map(|r| &r.as_ref()[i]).collect();
         put_prefix(&mut out, &col.ty);
         put_column(&mut out, &col.ty, &values);
     }
@@ -131,6 +131,7 @@ fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Row;
 
     fn col(name: &str, t: &str) -> Column {
         Column {

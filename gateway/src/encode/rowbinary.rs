@@ -4,13 +4,13 @@ use bytes::Bytes;
 
 use super::{put_bytes, put_varint, Column};
 use crate::types::ColumnType;
-use crate::value::{Row, Value};
+use crate::value::Value;
 
 /// Encodes rows as `RowBinary`.
-pub fn encode_rows(columns: &[Column], rows: &[Row]) -> Bytes {
+pub fn encode_rows<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
     let mut out = Vec::with_capacity(rows.len() * columns.len() * 8);
     for row in rows {
-        for (col, v) in columns.iter().zip(row) {
+        for (col, v) in columns.iter().zip(row.as_ref()) {
             put_value(&mut out, &col.ty, v);
         }
     }
@@ -120,6 +120,7 @@ fn put_value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Row;
 
     fn col(name: &str, t: &str) -> Column {
         Column {
