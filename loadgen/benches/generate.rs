@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
         Protocol::Otlp,
         Protocol::Arrow,
     ] {
-        let enc = Encoder::Gateway {
+        let mut enc = Encoder::Gateway {
             protocol,
             database: "metrics".into(),
         };

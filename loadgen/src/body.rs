@@ -115,12 +115,24 @@ pub enum Encoder {
         mode: DirectMode,
         /// Schemas and shard count.
         tables: Box<DirectTables>,
+        /// Series whose `series` row was already sent in this run: like the gateway's series
+        /// cache, each series row is written once, not with every sample.
+        written: HashSet<u64>,
     },
 }
 
 impl Encoder {
+    /// A direct encoder that has written no series yet.
+    pub fn direct(mode: DirectMode, tables: DirectTables) -> Self {
+        Encoder::Direct {
+            mode,
+            tables: Box::new(tables),
+            written: HashSet::new(),
+        }
+    }
+
     /// The next payload of about `rows` samples (whole points), drawn from `gen`.
-    pub fn next(&self, gen: &mut Generator, rows: usize) -> Payload {
+    pub fn next(&mut self, gen: &mut Generator, rows: usize) -> Payload {
         match self {
             Encoder::Gateway { protocol, database } => match protocol {
                 Protocol::Influx => influx(gen, rows),
@@ -129,7 +141,11 @@ impl Encoder {
                 Protocol::Otlp => otlp(gen, rows),
                 Protocol::Arrow => arrow(gen, rows, database),
             },
-            Encoder::Direct { mode, tables } => direct(gen, rows, *mode, tables),
+            Encoder::Direct {
+                mode,
+                tables,
+                written,
+            } => direct(gen, rows, *mode, tables, written),
         }
     }
 }
@@ -405,8 +421,14 @@ fn mapped(schema: &TableSchema, known: &[&str]) -> Arc<Vec<Column>> {
 }
 
 /// Rows for `samples` and `series` straight from the points (no intermediate `Sample`s, one
-/// allocation per row): the same values the gateway derives from the same data.
-fn direct_rows(gen: &mut Generator, rows: usize, t: &DirectTables) -> (TableRows, TableRows) {
+/// allocation per row): the same values the gateway derives from the same data. A series row
+/// is made only for series not in `seen` (which then records them).
+fn direct_rows(
+    gen: &mut Generator,
+    rows: usize,
+    t: &DirectTables,
+    seen: &mut HashSet<u64>,
+) -> (TableRows, TableRows) {
     let s_cols = mapped(
         &t.samples,
         &["tenant", "metric", "series_id", "timestamp", "value"],
@@ -425,7 +447,6 @@ fn direct_rows(gen: &mut Generator, rows: usize, t: &DirectTables) -> (TableRows
     let prefix = gen.config().prefix.clone();
     let mut sample_rows = Vec::with_capacity(rows + FIELDS);
     let mut series_rows = Vec::new();
-    let mut seen = HashSet::new();
     let mut now_ms = None;
     gen.next_points(rows, |p| {
         let now = *now_ms.get_or_insert(p.timestamp_ms);
@@ -458,8 +479,14 @@ fn direct_rows(gen: &mut Generator, rows: usize, t: &DirectTables) -> (TableRows
     (table(s_cols, sample_rows), table(r_cols, series_rows))
 }
 
-fn direct(gen: &mut Generator, rows: usize, mode: DirectMode, t: &DirectTables) -> Payload {
-    let (s_rows, r_rows) = direct_rows(gen, rows, t);
+fn direct(
+    gen: &mut Generator,
+    rows: usize,
+    mode: DirectMode,
+    t: &DirectTables,
+    seen: &mut HashSet<u64>,
+) -> Payload {
+    let (s_rows, r_rows) = direct_rows(gen, rows, t, seen);
     let n = s_rows.rows.len() as u64;
     let block = |rows: &TableRows| encode(Format::Native, &rows.columns, &rows.rows);
     let inserts = match mode {
@@ -547,7 +574,7 @@ mod tests {
         };
         assert_eq!(path, "/ingest/db/samples");
         let got = chgate_gateway::arrow::rows(body, &t.samples).expect("arrow rows");
-        let (want, _) = direct_rows(&mut gen(), 300, &t);
+        let (want, _) = direct_rows(&mut gen(), 300, &t, &mut HashSet::new());
         assert_eq!(got.rows.len(), want.rows.len());
         for (i, c) in want.columns.iter().enumerate() {
             let j = got
@@ -631,7 +658,13 @@ mod tests {
 
     #[test]
     fn direct_shard_local_splits_by_series_id_into_local_tables() {
-        let p = direct(&mut gen(), 400, DirectMode::ShardLocal, &tables());
+        let p = direct(
+            &mut gen(),
+            400,
+            DirectMode::ShardLocal,
+            &tables(),
+            &mut HashSet::new(),
+        );
         assert_eq!(p.rows, 400);
         let PayloadKind::Direct(inserts) = &p.kind else {
             panic!("direct")
@@ -641,7 +674,13 @@ mod tests {
         assert!(inserts
             .iter()
             .all(|i| i.sql.contains("_local") && i.sql.ends_with("FORMAT Native")));
-        let d = direct(&mut gen(), 400, DirectMode::Distributed, &tables());
+        let d = direct(
+            &mut gen(),
+            400,
+            DirectMode::Distributed,
+            &tables(),
+            &mut HashSet::new(),
+        );
         let PayloadKind::Direct(inserts) = &d.kind else {
             panic!("direct")
         };
@@ -652,13 +691,27 @@ mod tests {
     #[test]
     fn direct_rows_equal_what_the_gateway_derives_from_the_same_samples() {
         let t = tables();
-        let (s, r) = direct_rows(&mut gen(), 300, &t);
+        let (s, r) = direct_rows(&mut gen(), 300, &t, &mut HashSet::new());
         let samples = gen().next_samples(300);
         let now = samples[0].timestamp_ms;
         let (gs, gr) =
             chgate_gateway::ingest::samples_rows(&samples, "", &t.samples, &t.series, now);
         assert_eq!((s.columns, s.rows), (gs.columns, gs.rows));
         assert_eq!((r.columns, r.rows), (gr.columns, gr.rows));
+    }
+
+    #[test]
+    fn series_rows_are_written_once_per_run() {
+        let t = tables();
+        let mut g = gen();
+        let mut seen = HashSet::new();
+        // 4 hosts x 9 measurements x 10 fields = 360 series; 720 rows = two ticks.
+        let (_, first) = direct_rows(&mut g, 360, &t, &mut seen);
+        let (s, second) = direct_rows(&mut g, 360, &t, &mut seen);
+        assert_eq!(
+            (first.rows.len(), s.rows.len(), second.rows.len()),
+            (360, 360, 0)
+        );
     }
 
     #[test]

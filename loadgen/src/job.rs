@@ -165,10 +165,7 @@ async fn direct_parts(
             s.push(n.client.clone());
         }
     }
-    let encoder = Encoder::Direct {
-        mode,
-        tables: Box::new(tables),
-    };
+    let encoder = Encoder::direct(mode, tables);
     Ok((encoder, Sender::direct(by_shard)))
 }
 

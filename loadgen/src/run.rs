@@ -103,7 +103,7 @@ impl RunSettings {
 /// is dropped.
 fn spawn_producer(
     mut gen: Generator,
-    encoder: Encoder,
+    mut encoder: Encoder,
     batch: usize,
     limit: Option<u64>,
     depth: usize,
