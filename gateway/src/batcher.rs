@@ -30,6 +30,9 @@ pub struct BatchConfig {
     pub max_age: Duration,
     /// Submissions queued per table before handlers wait (backpressure). Default 1024.
     pub queue: usize,
+    /// Flushes of one table in flight at once (a batch fills while the previous one is being
+    /// inserted). Default 2.
+    pub flushes_in_flight: usize,
 }
 
 impl Default for BatchConfig {
@@ -39,6 +42,7 @@ impl Default for BatchConfig {
             max_bytes: 32 << 20,
             max_age: Duration::from_millis(200),
             queue: 1024,
+            flushes_in_flight: 2,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct BatchSettings {
     pub max_age: Duration,
     /// Queue length.
     pub queue: NonZeroUsize,
+    /// Concurrent flushes per table.
+    pub flushes_in_flight: NonZeroUsize,
 }
 
 impl BatchConfig {
@@ -73,6 +79,7 @@ impl BatchConfig {
             max_bytes: nz(self.max_bytes, "max_bytes")?,
             max_age: self.max_age,
             queue: nz(self.queue, "queue")?,
+            flushes_in_flight: nz(self.flushes_in_flight, "flushes_in_flight")?,
         })
     }
 }
@@ -193,6 +200,9 @@ impl Worker {
         mut rx: mpsc::Receiver<Submit>,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
+        let me = Arc::new(self);
+        let slots = me.settings.flushes_in_flight.get();
+        let inflight = Arc::new(tokio::sync::Semaphore::new(slots));
         let mut pending: Vec<Submit> = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0usize);
         let mut deadline: Option<Instant> = None;
@@ -208,17 +218,17 @@ impl Worker {
                     Some(s) => {
                         rows += s.rows.len();
                         bytes += s.bytes;
-                        deadline.get_or_insert_with(|| Instant::now() + self.settings.max_age);
+                        deadline.get_or_insert_with(|| Instant::now() + me.settings.max_age);
                         pending.push(s);
-                        if rows >= self.settings.max_rows.get() || bytes >= self.settings.max_bytes.get() {
-                            self.flush(std::mem::take(&mut pending)).await;
+                        if rows >= me.settings.max_rows.get() || bytes >= me.settings.max_bytes.get() {
+                            Self::start_flush(&me, &inflight, std::mem::take(&mut pending)).await;
                             (rows, bytes, deadline) = (0, 0, None);
                         }
                     }
                     None => break,
                 },
                 () = tick => {
-                    self.flush(std::mem::take(&mut pending)).await;
+                    Self::start_flush(&me, &inflight, std::mem::take(&mut pending)).await;
                     (rows, bytes, deadline) = (0, 0, None);
                 }
                 () = shutdown.cancelled() => break,
@@ -229,7 +239,31 @@ impl Worker {
         while let Some(s) = rx.recv().await {
             pending.push(s);
         }
-        self.flush(pending).await;
+        Self::start_flush(&me, &inflight, pending).await;
+        // Wait until every flush of this table has answered its requests.
+        let _ = inflight
+            .acquire_many(u32::try_from(slots).unwrap_or(u32::MAX))
+            .await;
+    }
+
+    /// Starts a flush once one of the `flushes_in_flight` slots is free; while none is, the worker
+    /// stops reading its queue, so handlers wait (backpressure).
+    async fn start_flush(
+        me: &Arc<Self>,
+        inflight: &Arc<tokio::sync::Semaphore>,
+        batch: Vec<Submit>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let w = me.clone();
+        tokio::spawn(async move {
+            w.flush(batch).await;
+            drop(permit);
+        });
     }
 
     async fn flush(&self, mut batch: Vec<Submit>) {
