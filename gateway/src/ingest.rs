@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::catalog::TableSchema;
 use crate::convert::{from_json, zero_of};
 use crate::encode::Column;
-use crate::protocol::series::series_id;
+use crate::protocol::series::{series_id_of_key, write_series_key};
 use crate::protocol::Sample;
 use crate::types::ColumnType;
 use crate::value::{Row, Value};
@@ -130,8 +130,12 @@ pub fn samples_rows_filtered(
     let mut sample_rows = Vec::with_capacity(samples.len());
     let mut series_rows = Vec::new();
     let mut seen = HashSet::new();
+    let mut key = String::with_capacity(256);
     for s in samples {
-        let id = series_id(&s.metric, &s.labels);
+        // One reused buffer for the series key: no allocation per sample.
+        key.clear();
+        write_series_key(&mut key, &s.metric, &s.labels);
+        let id = series_id_of_key(&key);
         if seen.insert(id) && want_series(id) {
             let row = r_plan
                 .iter()

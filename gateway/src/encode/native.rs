@@ -101,11 +101,19 @@ fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value])
         return;
     }
     let mut dict: Vec<&Value> = Vec::new();
-    let mut lookup: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let mut lookup: std::collections::HashMap<std::borrow::Cow<'_, [u8]>, u64> =
+        std::collections::HashMap::new();
     let mut indexes = Vec::with_capacity(values.len());
     for v in values {
-        let mut key = Vec::new();
-        put_scalar(&mut key, inner, v);
+        // Strings are their own key (no copy); other types key on their encoded bytes.
+        let key = match (inner, v) {
+            (ColumnType::String, Value::Bytes(b)) => std::borrow::Cow::Borrowed(b.as_slice()),
+            _ => {
+                let mut k = Vec::new();
+                put_scalar(&mut k, inner, v);
+                std::borrow::Cow::Owned(k)
+            }
+        };
         let next = dict.len() as u64;
         let idx = *lookup.entry(key).or_insert_with(|| {
             dict.push(v);
