@@ -3,34 +3,16 @@
 //! Run with `cargo bench -p chgate-gateway --bench pipeline`. Benchmarks only, no timing asserts.
 #![allow(missing_docs)]
 
-use chgate_gateway::catalog::{ColumnInfo, TableSchema};
-use chgate_gateway::encode::{encode, Column, Format};
+use chgate_gateway::catalog::TableSchema;
+use chgate_gateway::encode::{encode, Format};
 use chgate_gateway::ingest::samples_rows;
 use chgate_gateway::protocol::{influx, remote_write, Sample};
-use chgate_gateway::types::ColumnType;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const LINES: usize = 10_000;
 
 fn table(name: &str, cols: &[(&str, &str)]) -> TableSchema {
-    TableSchema {
-        database: "metrics".into(),
-        table: name.into(),
-        columns: cols
-            .iter()
-            .map(|(n, t)| ColumnInfo {
-                column: Column {
-                    name: (*n).into(),
-                    ty: ColumnType::parse(t).expect("type"),
-                    type_text: (*t).into(),
-                },
-                has_default: false,
-                computed: false,
-            })
-            .collect(),
-        engine: "Distributed".into(),
-        distributed: None,
-    }
+    TableSchema::from_columns("metrics", name, "Distributed", cols).expect("supported types")
 }
 
 /// The modern shipped schema (migrations/SCHEMA.md).

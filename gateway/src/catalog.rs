@@ -52,6 +52,36 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// A schema from `(name, type)` pairs, every column written by the gateway (no `DEFAULT`),
+    /// for callers that know their table (benchmarks, the load generator's direct baseline).
+    ///
+    /// # Errors
+    /// [`UnsupportedType`](crate::types::UnsupportedType) naming a type the encoders cannot write.
+    pub fn from_columns(
+        database: &str,
+        table: &str,
+        engine: &str,
+        cols: &[(&str, &str)],
+    ) -> Result<Self, crate::types::UnsupportedType> {
+        let columns = cols
+            .iter()
+            .map(|(n, t)| {
+                Ok(ColumnInfo {
+                    column: Column::parse(n, t)?,
+                    has_default: false,
+                    computed: false,
+                })
+            })
+            .collect::<Result<_, crate::types::UnsupportedType>>()?;
+        Ok(TableSchema {
+            database: database.into(),
+            table: table.into(),
+            columns,
+            engine: engine.into(),
+            distributed: None,
+        })
+    }
+
     /// Column by name.
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.column.name == name)

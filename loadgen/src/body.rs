@@ -528,7 +528,6 @@ fn direct(
 
 #[cfg(test)]
 mod tests {
-    use chgate_gateway::catalog::ColumnInfo;
     use chgate_gateway::protocol::remote_write;
 
     use super::*;
@@ -610,24 +609,7 @@ mod tests {
     }
 
     fn schema(table: &str, cols: &[(&str, &str)]) -> TableSchema {
-        TableSchema {
-            database: "db".into(),
-            table: table.into(),
-            columns: cols
-                .iter()
-                .map(|(n, t)| ColumnInfo {
-                    column: Column {
-                        name: (*n).into(),
-                        ty: ColumnType::parse(t).expect("type"),
-                        type_text: (*t).into(),
-                    },
-                    has_default: false,
-                    computed: false,
-                })
-                .collect(),
-            engine: "Distributed".into(),
-            distributed: None,
-        }
+        TableSchema::from_columns("db", table, "Distributed", cols).expect("supported types")
     }
 
     fn tables() -> DirectTables {

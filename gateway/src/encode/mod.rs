@@ -26,6 +26,20 @@ pub struct Column {
     pub type_text: String,
 }
 
+impl Column {
+    /// A column named `name` of the type ClickHouse prints as `type_text`.
+    ///
+    /// # Errors
+    /// [`UnsupportedType`](crate::types::UnsupportedType) when the encoders cannot write it.
+    pub fn parse(name: &str, type_text: &str) -> Result<Self, crate::types::UnsupportedType> {
+        Ok(Column {
+            name: name.to_owned(),
+            ty: ColumnType::parse(type_text)?,
+            type_text: type_text.to_owned(),
+        })
+    }
+}
+
 /// Wire format of inserts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -142,11 +142,7 @@ mod tests {
     use crate::value::Row;
 
     fn col(name: &str, t: &str) -> Column {
-        Column {
-            name: name.into(),
-            ty: ColumnType::parse(t).expect("type"),
-            type_text: t.into(),
-        }
+        Column::parse(name, t).expect("type")
     }
 
     #[test]
