@@ -72,8 +72,13 @@ pub fn migrator(rig: &Rig, opts: &Options) -> Migrator {
 
 pub fn quiet(_: &Progress) {}
 
-/// Every ledger row, read on node `i`.
+/// Every ledger row, read on node `i` after it fetched what the quorum wrote (as the migrator
+/// reads it: a quorum write is on 2 replicas, not necessarily on node `i`).
 pub async fn ledger_rows(rig: &Rig, db: &str, i: usize) -> Vec<LedgerRow> {
+    rig.clickhouse(i)
+        .execute(&format!("SYSTEM SYNC REPLICA {db}.chgate_migrations"))
+        .await
+        .expect("sync the ledger replica");
     rig.clickhouse(i)
         .rows::<LedgerRow>(&format!(
             "SELECT version, name, variant, checksum, done_checksum, statements_total, statement_index, status, \
