@@ -288,11 +288,11 @@ fn finish(protocol: &'static str, result: Result<Response, GatewayError>) -> Res
     resp
 }
 
-async fn remote_write(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn remote_write(State(app): State<Arc<App>>, body: Body) -> Response {
     let result = async {
-        // remote_write bodies are always snappy (block format); the header is informative.
+        // remote_write bodies are always snappy (block format, decoded by the decoder itself), so
+        // Content-Encoding is not applied here.
         let (raw, _adm) = app.read_body(&HeaderMap::new(), body, None).await?;
-        let _ = headers;
         let samples = protocol::remote_write::decode(&raw).map_err(decode_error)?;
         let n = app.write_samples(samples).await?;
         metrics::ROWS

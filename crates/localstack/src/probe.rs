@@ -120,25 +120,30 @@ pub async fn postgres(t: &Topology, password: &Secret) -> Probe {
 
 /// HAProxy's stats page answers.
 pub async fn haproxy(host: &str, stats_port: u16) -> Probe {
+    http_ok(host, stats_port, "/;csv", "haproxy stats")
+        .await
+        .map(|()| haproxy_version())
+}
+
+/// Answers `Ok` when `GET path` on `host:port` returns HTTP 200 within 3 s; else a message
+/// starting with `what` and the address.
+async fn http_ok(host: &str, port: u16, path: &str, what: &str) -> Result<(), String> {
     let io = async {
-        let mut s = TcpStream::connect((host, stats_port)).await?;
-        s.write_all(b"GET /;csv HTTP/1.0\r\n\r\n").await?;
+        let mut s = TcpStream::connect((host, port)).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await?;
         let mut out = String::new();
         s.read_to_string(&mut out).await?;
         Ok::<_, std::io::Error>(out)
     };
     match tokio::time::timeout(Duration::from_secs(3), io).await {
-        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => {
-            Ok(haproxy_version())
-        }
+        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => Ok(()),
         Ok(Ok(text)) => Err(format!(
-            "haproxy stats: {}",
+            "{what} {host}:{port}: {}",
             text.lines().next().unwrap_or("empty reply")
         )),
-        Ok(Err(e)) => Err(format!("haproxy stats {host}:{stats_port}: {e}")),
-        Err(_) => Err(format!(
-            "haproxy stats {host}:{stats_port}: no answer within 3s"
-        )),
+        Ok(Err(e)) => Err(format!("{what} {host}:{port}: {e}")),
+        Err(_) => Err(format!("{what} {host}:{port}: no answer within 3s")),
     }
 }
 
@@ -160,22 +165,7 @@ fn haproxy_version() -> String {
 
 /// A gateway answers `GET /healthz`.
 pub async fn gateway(host: &str, port: u16) -> Probe {
-    let io = async {
-        let mut s = TcpStream::connect((host, port)).await?;
-        s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        Ok::<_, std::io::Error>(out)
-    };
-    match tokio::time::timeout(Duration::from_secs(3), io).await {
-        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => {
-            Ok(env!("CARGO_PKG_VERSION").to_owned())
-        }
-        Ok(Ok(text)) => Err(format!(
-            "gateway {host}:{port}: {}",
-            text.lines().next().unwrap_or("empty reply")
-        )),
-        Ok(Err(e)) => Err(format!("gateway {host}:{port}: {e}")),
-        Err(_) => Err(format!("gateway {host}:{port}: no answer within 3s")),
-    }
+    http_ok(host, port, "/healthz", "gateway")
+        .await
+        .map(|()| env!("CARGO_PKG_VERSION").to_owned())
 }

@@ -101,17 +101,12 @@ impl Stack {
                     Role::Keeper => probe::keeper(&host, svc.ports[0].1)
                         .await
                         .map(|(m, v)| format!("{v} ({m})")),
-                    Role::ClickHouse => match (
-                        &ch,
-                        probe::clickhouse_client(
-                            t,
-                            svc.ports[0].1,
-                            ch.as_ref().unwrap_or(&chgate_topology::Secret::new("")),
-                        ),
-                    ) {
-                        (Some(_), Ok(c)) => probe::clickhouse(t, &c).await,
-                        (None, _) => Err("ClickHouse password unavailable".into()),
-                        (_, Err(e)) => Err(e),
+                    Role::ClickHouse => match &ch {
+                        Some(pw) => match probe::clickhouse_client(t, svc.ports[0].1, pw) {
+                            Ok(c) => probe::clickhouse(t, &c).await,
+                            Err(e) => Err(e),
+                        },
+                        None => Err("ClickHouse password unavailable".into()),
                     },
                     Role::Postgres => match &pg {
                         Some(pw) => probe::postgres(t, pw).await,

@@ -48,6 +48,15 @@ async fn create_tables(rig: &Rig, db: &str) {
     }
 }
 
+/// Best-effort cleanup of a test's database on every host.
+async fn drop_db(rig: &Rig, db: &str) {
+    let sql = format!(
+        "DROP DATABASE {db} ON CLUSTER {}",
+        rig.topology().cluster.name
+    );
+    rig.clickhouse(0).execute(&sql).await.ok();
+}
+
 async fn wait_count(c: &Client, sql: &str, want: u64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -121,13 +130,7 @@ async fn on_cluster_ddl_reaches_all_hosts_and_distributed_rows_land_on_both_shar
         .await,
         rows
     );
-    rig.clickhouse(0)
-        .execute(&format!(
-            "DROP DATABASE {db} ON CLUSTER {}",
-            rig.topology().cluster.name
-        ))
-        .await
-        .ok();
+    drop_db(rig, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,11 +203,5 @@ async fn replicated_inserts_survive_one_keeper_node_down_and_the_node_rejoins() 
         )
         .await;
     }
-    rig.clickhouse(0)
-        .execute(&format!(
-            "DROP DATABASE {db} ON CLUSTER {}",
-            rig.topology().cluster.name
-        ))
-        .await
-        .ok();
+    drop_db(rig, &db).await;
 }
