@@ -1,6 +1,8 @@
 //! Per-table batching: handlers submit rows and wait; a worker per (table, column list) flushes
 //! when the batch reaches `max_rows` or `max_bytes`, or its oldest row is `max_age` old, and
-//! answers every waiter with the flush's outcome. A 2xx therefore means "inserted".
+//! answers every waiter with the flush's outcome: with `ack = "inserted"` the outcome of the
+//! insert, with `ack = "spooled"` the fsync of the batch's blocks into the spool
+//! ([`crate::delivery`]), which then delivers them.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -12,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
 use crate::catalog::TableSchema;
+use crate::delivery::Delivery;
 use crate::encode::Column;
 use crate::value::Row;
 use crate::writer::{WriteReport, Writer};
@@ -95,6 +98,7 @@ struct Submit {
 pub struct Batcher {
     settings: BatchSettings,
     writer: Writer,
+    delivery: Option<Arc<Delivery>>,
     workers: Arc<Mutex<HashMap<String, mpsc::Sender<Submit>>>>,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: tokio_util::task::TaskTracker,
@@ -106,10 +110,23 @@ impl Batcher {
         Batcher {
             settings,
             writer,
+            delivery: None,
             workers: Arc::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Spools flushed batches through `delivery` (`ack = "spooled"`) instead of inserting them.
+    #[must_use]
+    pub fn with_delivery(mut self, delivery: Arc<Delivery>) -> Self {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// The spooled delivery, when `ack = "spooled"`.
+    pub fn delivery(&self) -> Option<&Arc<Delivery>> {
+        self.delivery.as_ref()
     }
 
     /// The writer.
@@ -168,6 +185,7 @@ impl Batcher {
         let w = Worker {
             settings: self.settings,
             writer: self.writer.clone(),
+            delivery: self.delivery.clone(),
             schema,
             columns,
         };
@@ -190,6 +208,7 @@ impl Batcher {
 struct Worker {
     settings: BatchSettings,
     writer: Writer,
+    delivery: Option<Arc<Delivery>>,
     schema: Arc<TableSchema>,
     columns: Arc<Vec<Column>>,
 }
@@ -279,6 +298,17 @@ impl Worker {
         }
         let n = rows.len();
         let started = std::time::Instant::now();
+        if let Some(d) = &self.delivery {
+            // Spooled: durable on disk is the ack; bad rows found at delivery go to the DLQ.
+            let result = d.spool_rows(&self.schema, &self.columns, &rows).await;
+            metrics::QUEUE_ROWS.dec_by(n as i64);
+            metrics::FLUSH_SECONDS.observe(started.elapsed().as_secs_f64());
+            metrics::BATCH_ROWS.observe(n as f64);
+            for s in batch {
+                let _ = s.reply.send(result.clone());
+            }
+            return;
+        }
         let result = self.writer.write(&self.schema, &self.columns, &rows).await;
         metrics::QUEUE_ROWS.dec_by(n as i64);
         metrics::FLUSH_SECONDS.observe(started.elapsed().as_secs_f64());

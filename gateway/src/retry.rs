@@ -51,6 +51,34 @@ pub fn classify(e: &Error) -> Class {
     }
 }
 
+/// What a transient failure says about the server, for admission and the shard breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pressure {
+    /// The server works but cannot keep up (too many parts, memory limit, too many queries,
+    /// timeouts): clients should slow down -> 429.
+    Busy,
+    /// The server (or its Keeper session) cannot take inserts now (readonly replica, Keeper
+    /// errors, unreachable): -> 503, rows wait in the spool when there is one.
+    Down,
+}
+
+/// Codes that mean "slow down" rather than "down".
+const BUSY: &[u32] = &[
+    159, // TIMEOUT_EXCEEDED
+    202, // TOO_MANY_SIMULTANEOUS_QUERIES
+    209, // SOCKET_TIMEOUT
+    241, // MEMORY_LIMIT_EXCEEDED
+    252, // TOO_MANY_PARTS
+];
+
+/// Which kind of pressure a transient failure signals (only meaningful for [`Class::Retry`]).
+pub fn pressure(e: &Error) -> Pressure {
+    match e {
+        Error::Server { code, .. } if BUSY.contains(code) => Pressure::Busy,
+        _ => Pressure::Down,
+    }
+}
+
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -105,6 +133,16 @@ mod tests {
             assert_eq!(classify(&server(code, 500)), Class::Reject, "{code}");
         }
         assert_eq!(classify(&server(0, 502)), Class::Retry);
+    }
+
+    #[test]
+    fn too_many_parts_and_memory_are_busy_keeper_and_readonly_are_down() {
+        for code in [252, 241, 202, 159] {
+            assert_eq!(pressure(&server(code, 500)), Pressure::Busy, "{code}");
+        }
+        for code in [242, 164, 225, 999, 285, 0] {
+            assert_eq!(pressure(&server(code, 500)), Pressure::Down, "{code}");
+        }
     }
 
     #[test]

@@ -14,9 +14,11 @@ use bytes::Bytes;
 use chgate_clickhouse_http::{quote_ident, Client, Feature, ServerVersion};
 use serde::{Deserialize, Serialize};
 
+use crate::backpressure::{Breaker, BreakerConfig, BreakerState};
 use crate::catalog::TableSchema;
 use crate::encode::{self, Column, Format};
-use crate::retry::{classify, Backoff, Class};
+use crate::retry::{classify, pressure, Backoff, Class, Pressure};
+use crate::spool::Lane;
 use crate::value::{Row, Value};
 use crate::GatewayError;
 
@@ -80,6 +82,8 @@ pub struct WriterSettings {
     pub format: Format,
     /// Retry policy.
     pub backoff: Backoff,
+    /// Per-lane circuit breakers.
+    pub breaker: BreakerConfig,
 }
 
 /// What one write did.
@@ -98,6 +102,18 @@ pub struct WriteReport {
 pub struct Writer {
     cluster: Arc<Cluster>,
     settings: WriterSettings,
+    /// One breaker per shard, then the Distributed lane's.
+    breakers: Arc<Vec<Breaker>>,
+}
+
+/// One lane's share of a batch: where it goes, the insert statement, and its rows.
+pub struct LaneRows<'a> {
+    /// The lane.
+    pub lane: Lane,
+    /// `INSERT INTO target (cols) FORMAT RowBinary`.
+    pub sql: String,
+    /// The rows.
+    pub rows: Vec<&'a Row>,
 }
 
 /// A shard index for each row, when the table can be written shard-aware.
@@ -132,7 +148,120 @@ pub fn shard_of_rows(
 impl Writer {
     /// A writer over `cluster`.
     pub fn new(cluster: Arc<Cluster>, settings: WriterSettings) -> Self {
-        Writer { cluster, settings }
+        let shards = cluster.shards.len();
+        let breakers = (0..shards)
+            .map(|i| (i + 1).to_string())
+            .chain(std::iter::once("distributed".to_owned()))
+            .map(|label| Breaker::new(label, settings.breaker))
+            .collect();
+        Writer {
+            cluster,
+            settings,
+            breakers: Arc::new(breakers),
+        }
+    }
+
+    /// The breaker of a lane.
+    pub fn breaker(&self, lane: Lane) -> &Breaker {
+        let i = match lane {
+            Lane::Shard(s) => s.min(self.breakers.len() - 1),
+            Lane::Distributed => self.breakers.len() - 1,
+        };
+        &self.breakers[i]
+    }
+
+    /// Every breaker: shards in order, then the Distributed lane.
+    pub fn breakers(&self) -> &[Breaker] {
+        &self.breakers
+    }
+
+    /// The write settings.
+    pub fn settings(&self) -> &WriterSettings {
+        &self.settings
+    }
+
+    /// Splits rows into lanes as [`Writer::write`] would place them, each with its RowBinary
+    /// insert statement (the spooled path: RowBinary blocks can be split by row offsets).
+    pub fn plan<'a>(
+        &self,
+        schema: &TableSchema,
+        columns: &[Column],
+        rows: &'a [Row],
+    ) -> Vec<LaneRows<'a>> {
+        let cols: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let sql = |target: String| {
+            format!(
+                "INSERT INTO {target} ({}) FORMAT RowBinary",
+                cols.join(", ")
+            )
+        };
+        let shards = self.cluster.shards.len();
+        let placement = match (self.settings.mode, &schema.distributed) {
+            (WriteMode::ShardAware, Some(_)) => shard_of_rows(schema, columns, rows, shards),
+            _ => None,
+        };
+        match (placement, &schema.distributed) {
+            (Some(place), Some(d)) => {
+                let mut per: Vec<Vec<&Row>> = vec![Vec::new(); shards];
+                for (row, s) in rows.iter().zip(place) {
+                    per[s].push(row);
+                }
+                let target = format!(
+                    "{}.{}",
+                    quote_ident(&d.local_database),
+                    quote_ident(&d.local_table)
+                );
+                per.into_iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.is_empty())
+                    .map(|(s, rows)| LaneRows {
+                        lane: Lane::Shard(s),
+                        sql: sql(target.clone()),
+                        rows,
+                    })
+                    .collect()
+            }
+            _ => vec![LaneRows {
+                lane: Lane::Distributed,
+                sql: sql(format!(
+                    "{}.{}",
+                    quote_ident(&schema.database),
+                    quote_ident(&schema.table)
+                )),
+                rows: rows.iter().collect(),
+            }],
+        }
+    }
+
+    /// One attempt to insert an encoded block on `lane`: attempt N goes to the lane's replica
+    /// N (mod replicas), so retries fail over. The same bytes always get the same dedup token.
+    ///
+    /// # Errors
+    /// ClickHouse's error, for [`classify`].
+    pub async fn insert_block(
+        &self,
+        lane: Lane,
+        sql: &str,
+        body: Bytes,
+        attempt: u32,
+    ) -> Result<(), chgate_clickhouse_http::Error> {
+        let token = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&body)[..16]);
+        let mut settings: Vec<(&str, &str)> = Vec::new();
+        if self.cluster.version.has(Feature::InsertDeduplicationToken) {
+            settings.push(("insert_deduplication_token", &token));
+        }
+        let replica = match lane {
+            Lane::Shard(s) => {
+                let r = &self.cluster.shards[s.min(self.cluster.shards.len() - 1)];
+                &r[attempt as usize % r.len().max(1)]
+            }
+            Lane::Distributed => {
+                settings.push(("insert_distributed_sync", "1"));
+                let all: Vec<&Replica> = self.cluster.all().collect();
+                all[attempt as usize % all.len().max(1)]
+            }
+        };
+        replica.client.insert(sql, &settings, body).await
     }
 
     /// The cluster.
@@ -181,7 +310,7 @@ impl Writer {
                             &target,
                             columns,
                             body,
-                            replicas,
+                            (replicas, Some(Lane::Shard(s))),
                             &[],
                             shard_rows.len(),
                         )
@@ -218,7 +347,7 @@ impl Writer {
                     &target,
                     columns,
                     body,
-                    rotated,
+                    (rotated, Some(Lane::Distributed)),
                     settings,
                     rows.len(),
                 )
@@ -242,7 +371,7 @@ impl Writer {
         let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
         let n = all.len().max(1);
         let rotated: Vec<&Replica> = (0..all.len()).map(|i| all[(start + i) % n]).collect();
-        self.send(schema, sql, settings.to_vec(), body, &rotated, 0)
+        self.send(schema, sql, settings.to_vec(), body, (&rotated, None), 0)
             .await
     }
 
@@ -255,7 +384,7 @@ impl Writer {
         target: &str,
         columns: &[Column],
         body: Bytes,
-        replicas: Vec<&Replica>,
+        (replicas, lane): (Vec<&Replica>, Option<Lane>),
         extra: &[(&str, &str)],
         rows: usize,
     ) -> Result<WriteReport, GatewayError> {
@@ -272,7 +401,7 @@ impl Writer {
         if self.cluster.version.has(Feature::InsertDeduplicationToken) {
             settings.push(("insert_deduplication_token", &token));
         }
-        self.send(schema, &sql, settings, body, &replicas, rows)
+        self.send(schema, &sql, settings, body, (&replicas, lane), rows)
             .await
     }
 
@@ -282,11 +411,22 @@ impl Writer {
         sql: &str,
         settings: Vec<(&str, &str)>,
         body: Bytes,
-        replicas: &[&Replica],
+        (replicas, lane): (&[&Replica], Option<Lane>),
         rows: usize,
     ) -> Result<WriteReport, GatewayError> {
         let backoff = self.settings.backoff;
+        let breaker = lane.map(|l| self.breaker(l));
+        if let Some(BreakerState::Open(p)) = breaker.map(Breaker::state) {
+            // Fail fast while ClickHouse is known to be unable to take this lane's rows.
+            let shard = breaker.map_or("", Breaker::label);
+            return Err(pressure_error(
+                schema,
+                p,
+                format!("shard {shard} breaker is open"),
+            ));
+        }
         let mut last = String::from("no replica configured");
+        let mut last_pressure = Pressure::Down;
         for attempt in 0..backoff.attempts {
             let Some(replica) = replicas.get(attempt as usize % replicas.len().max(1)) else {
                 break;
@@ -296,6 +436,9 @@ impl Writer {
             }
             match replica.client.insert(sql, &settings, body.clone()).await {
                 Ok(()) => {
+                    if let Some(b) = breaker {
+                        b.success();
+                    }
                     return Ok(WriteReport {
                         rows,
                         bytes: body.len(),
@@ -310,14 +453,30 @@ impl Writer {
                             message: e.to_string(),
                         });
                     }
+                    last_pressure = pressure(&e);
+                    if let Some(b) = breaker {
+                        b.failure(last_pressure);
+                    }
                     tracing::warn!(table = %schema.full_name(), replica = %replica.name, attempt, error = %e, "insert failed; retrying");
                     crate::metrics::RETRIES.inc();
                 }
             }
         }
-        Err(GatewayError::Unavailable {
+        Err(pressure_error(schema, last_pressure, last))
+    }
+}
+
+/// The client-facing error for a lane under pressure: 429 when ClickHouse is busy, else 503
+/// (both with Retry-After).
+fn pressure_error(schema: &TableSchema, p: Pressure, message: String) -> GatewayError {
+    match p {
+        Pressure::Busy => GatewayError::Overloaded(format!(
+            "ClickHouse is busy with {}: {message}",
+            schema.full_name()
+        )),
+        Pressure::Down => GatewayError::Unavailable {
             table: schema.full_name(),
-            message: last,
-        })
+            message,
+        },
     }
 }
