@@ -4,12 +4,14 @@
 //! subcommands (migrate, grafana, serve, loadgen, deploy) arrive as those parts land.
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
+mod backup;
 mod grafana;
 mod loadgen;
 mod local;
 mod migrate;
 mod serve;
 mod smoke;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +67,14 @@ enum Command {
     /// HDR latency, end-to-end row verification; `compare` prints gateway/direct ratios.
     #[command(subcommand)]
     Loadgen(loadgen::LoadgenCommand),
+    /// Health of the whole deployment: ClickHouse hosts (readonly replicas, replication queue
+    /// and delay, parts per partition, Distributed backlog), Keeper quorum, PostgreSQL, HAProxy
+    /// backends, gateways (readiness, spool, DLQ, breakers). Exit 0 healthy, 2 degraded.
+    Status(status::StatusArgs),
+    /// Backups of ClickHouse and PostgreSQL (`create`, `list`, `restore`, verified by row
+    /// counts) and the rebuild of a replica that lost its disk (`rebuild-replica`).
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -110,6 +120,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime
             .block_on(serve::run(args, &loaded))
             .map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => runtime.block_on(status::run(args, &loaded)),
+        Command::Backup(cmd) => runtime.block_on(backup::run(cmd, &loaded)),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;
             Ok(ExitCode::SUCCESS)

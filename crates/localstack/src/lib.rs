@@ -329,6 +329,37 @@ impl Stack {
         .map(drop)
     }
 
+    /// The directory holding a service's data: ClickHouse's `<path>` (`data/`, `metadata/`,
+    /// `shadow/`), PostgreSQL's `PGDATA`, ZooKeeper's `dataDir`. Gateways and HAProxy have none
+    /// (their directory is returned).
+    ///
+    /// # Errors
+    /// [`StackError::UnknownService`].
+    pub fn data_dir(&self, name: &str) -> Result<PathBuf, StackError> {
+        let svc = self.find(name)?;
+        Ok(match svc.role {
+            Role::ClickHouse | Role::Postgres | Role::Keeper => svc.dir.join("data"),
+            Role::Gateway | Role::Haproxy => svc.dir.clone(),
+        })
+    }
+
+    /// Stops a service and deletes its data directory — a lost disk, for recovery drills. The next
+    /// [`Stack::start_service`] recreates an empty one (PostgreSQL: a fresh `initdb`).
+    ///
+    /// # Errors
+    /// [`StackError::Stop`], or [`StackError::Io`] naming the directory.
+    pub fn wipe_data(&self, name: &str) -> Result<PathBuf, StackError> {
+        let dir = self.data_dir(name)?;
+        self.stop_service(name)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| StackError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+        Ok(dir)
+    }
+
     /// Log files of a role or service: its stdout/stderr log, plus ClickHouse's own logs.
     ///
     /// # Errors

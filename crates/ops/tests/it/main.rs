@@ -1,0 +1,1 @@
+//! Live tests of chgate-ops against the rig: status, backup/restore, recovery drills.
