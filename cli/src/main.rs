@@ -4,6 +4,7 @@
 //! subcommands (migrate, grafana, serve, loadgen, deploy) arrive as those parts land.
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
+mod dlq;
 mod backup;
 mod grafana;
 mod loadgen;
@@ -11,6 +12,7 @@ mod local;
 mod migrate;
 mod serve;
 mod smoke;
+mod tenant;
 mod status;
 
 use std::path::PathBuf;
@@ -67,6 +69,9 @@ enum Command {
     /// HDR latency, end-to-end row verification; `compare` prints gateway/direct ratios.
     #[command(subcommand)]
     Loadgen(loadgen::LoadgenCommand),
+    /// The gateway's dead-letter queue: rows ClickHouse rejected after a spooled ack —
+    /// `list`, `show ID`, `replay ID...|--all` (after fixing the table).
+    Dlq(dlq::DlqArgs),
     /// Health of the whole deployment: ClickHouse hosts (readonly replicas, replication queue
     /// and delay, parts per partition, Distributed backlog), Keeper quorum, PostgreSQL, HAProxy
     /// backends, gateways (readiness, spool, DLQ, breakers). Exit 0 healthy, 2 degraded.
@@ -75,6 +80,8 @@ enum Command {
     /// counts) and the rebuild of a replica that lost its disk (`rebuild-replica`).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Gateway tenants in PostgreSQL: create (prints a token once), list, revoke, token.
+    Tenant(tenant::TenantArgs),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -120,8 +127,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => runtime
             .block_on(serve::run(args, &loaded))
             .map(|()| ExitCode::SUCCESS),
+        Command::Dlq(args) => runtime
+            .block_on(dlq::run(args, &loaded))
+            .map(|()| ExitCode::SUCCESS),
         Command::Status(args) => runtime.block_on(status::run(args, &loaded)),
         Command::Backup(cmd) => runtime.block_on(backup::run(cmd, &loaded)),
+        Command::Tenant(args) => runtime
+            .block_on(tenant::run(args, &loaded))
+            .map(|()| ExitCode::SUCCESS),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;
             Ok(ExitCode::SUCCESS)

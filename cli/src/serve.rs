@@ -103,6 +103,10 @@ pub async fn run(args: ServeArgs, loaded: &LoadedTopology) -> anyhow::Result<()>
         "chgate serve: listening on http://{} ({:?}, {:?})",
         cfg.listen, cfg.write_mode, cfg.format
     );
-    chgate_gateway::run::serve(cfg, &loaded.topology, &password, shutdown).await?;
+    let auth = chgate_gateway::run::authenticator(&cfg, loaded)?;
+    if auth.is_some() {
+        eprintln!("chgate serve: tenant authentication on ([auth] enabled)");
+    }
+    chgate_gateway::run::serve_with(cfg, &loaded.topology, &password, auth, shutdown).await?;
     Ok(())
 }

@@ -49,6 +49,15 @@ pub struct GatewayConfig {
     pub shutdown_deadline: Duration,
     /// TLS for the listener (PEM files); plain HTTP when absent.
     pub tls: Option<TlsConfig>,
+    /// When a request is acked: `inserted` (default, after ClickHouse accepted it) or `spooled`
+    /// (after its blocks are fsynced in `[spool] dir`; delivered later, exactly once).
+    pub ack: crate::delivery::AckMode,
+    /// The durable spool (`ack = "spooled"`).
+    pub spool: crate::spool::SpoolConfig,
+    /// Per-shard circuit breakers.
+    pub breaker: crate::backpressure::BreakerConfig,
+    /// Tenant authentication, grants and quotas (`[auth]`); off by default.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Listener TLS.
@@ -79,6 +88,10 @@ impl Default for GatewayConfig {
             insert_timeout: Duration::from_secs(30),
             shutdown_deadline: Duration::from_secs(30),
             tls: None,
+            ack: crate::delivery::AckMode::Inserted,
+            spool: crate::spool::SpoolConfig::default(),
+            breaker: crate::backpressure::BreakerConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -104,8 +117,20 @@ impl GatewayConfig {
                 self.listen
             ));
         }
+        if !self.listen.ip().is_loopback() && !self.auth.enabled {
+            return Err(format!(
+                "listen: {} is not loopback; a non-loopback listener needs [auth] enabled = true",
+                self.listen
+            ));
+        }
         if self.max_body_bytes == 0 || self.memory_budget_bytes < self.max_body_bytes {
             return Err("memory_budget_bytes must be at least max_body_bytes (> 0)".into());
+        }
+        if self.ack == crate::delivery::AckMode::Spooled && self.spool.dir.is_none() {
+            return Err("ack = \"spooled\" needs [spool] dir (one directory per gateway)".into());
+        }
+        if self.breaker.failures == 0 {
+            return Err("breaker.failures must be at least 1".into());
         }
         if self.insert_attempts == 0 {
             return Err("insert_attempts must be at least 1".into());

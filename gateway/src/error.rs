@@ -58,6 +58,18 @@ pub enum GatewayError {
     /// A ClickHouse request (schema lookup, forwarded query) failed.
     #[error("{0}")]
     ClickHouse(Arc<chgate_clickhouse_http::Error>),
+    /// No valid tenant token (missing, malformed, unknown, revoked, expired): one message for all.
+    #[error("missing or invalid credentials: send Authorization: Bearer <token>")]
+    Unauthorized,
+    /// The caller may not do this (table outside its grants, system database).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The tenant's rate quota is used up.
+    #[error("rate quota exceeded; retry in {retry_after_secs} s")]
+    QuotaExceeded {
+        /// Seconds until the tenant may send again (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -73,7 +85,9 @@ impl GatewayError {
             GatewayError::UnknownTable { .. } => 404,
             GatewayError::TooLarge { .. } => 413,
             GatewayError::UnsupportedMediaType(_) => 415,
-            GatewayError::Overloaded(_) => 429,
+            GatewayError::Overloaded(_) | GatewayError::QuotaExceeded { .. } => 429,
+            GatewayError::Unauthorized => 401,
+            GatewayError::Forbidden(_) => 403,
             GatewayError::Unavailable { .. } | GatewayError::ShuttingDown => 503,
             GatewayError::ClickHouse(e) if e.is_unreachable() => 503,
             GatewayError::ClickHouse(_) => 502,

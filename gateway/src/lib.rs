@@ -6,14 +6,21 @@
 //! the target table's schema ([`catalog`], [`types`], [`convert`]) → per-table [`batcher`] →
 //! encoder ([`encode`]: Native or RowBinary) → ClickHouse [`writer`] (Distributed, or shard-aware
 //! straight to each shard's local table, with [`retry`]) → the handler answers 2xx only after the
-//! insert of every batch holding its rows succeeded.
+//! insert of every batch holding its rows succeeded (`ack = "inserted"`), or after the batch's
+//! encoded blocks were fsynced into the [`spool`] (`ack = "spooled"`), from which [`delivery`]
+//! sends them exactly once (byte-identical resends), isolating bad rows into the [`dlq`];
+//! [`backpressure`] turns ClickHouse's state into per-shard breakers, 429s and 503s.
 
 pub mod arrow;
+pub mod auth;
+pub mod backpressure;
 pub mod batcher;
 pub mod catalog;
 pub mod chcompat;
 pub mod config;
 pub mod convert;
+pub mod delivery;
+pub mod dlq;
 pub mod encode;
 mod error;
 pub mod ingest;
@@ -22,6 +29,7 @@ pub mod protocol;
 pub mod retry;
 pub mod run;
 pub mod server;
+pub mod spool;
 pub mod types;
 pub mod value;
 pub mod writer;

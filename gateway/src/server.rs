@@ -34,6 +34,8 @@ pub struct App {
     pub budget: Arc<Semaphore>,
     /// Series written recently (their series rows are not rewritten every request).
     pub series: ingest::SeriesCache,
+    /// Tenant authentication; `None` when `[auth]` is off.
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
 }
 
 impl IntoResponse for GatewayError {
@@ -41,26 +43,41 @@ impl IntoResponse for GatewayError {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, format!("{self}\n")).into_response();
-        if matches!(
+        if let GatewayError::QuotaExceeded { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs));
+        } else if matches!(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"chgate\", Basic realm=\"chgate\""),
+            );
+        }
         resp
     }
 }
 
-/// The router with every endpoint.
+/// The router with every endpoint; the ingest routes sit behind [`crate::auth::layer`].
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let ingest = Router::new()
         .route("/api/v1/write", post(remote_write))
         .route("/write", post(influx))
         .route("/api/v2/write", post(influx))
         .route("/v1/metrics", post(otlp))
         .route("/ingest/{db}/{table}", post(ingest_table))
         .route("/", post(chcompat::handle_post).get(chcompat::handle_get))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::layer,
+        ));
+    Router::new()
+        .merge(ingest)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route(
@@ -106,7 +123,12 @@ impl App {
         body: Body,
         default_encoding: Option<&str>,
     ) -> Result<(Bytes, Admission), GatewayError> {
-        let limit = self.cfg.max_body_bytes;
+        if let Some(d) = self.batcher.delivery() {
+            // ack = "spooled": refuse before reading when the spool may not grow (503) or
+            // ClickHouse reports it is busy (429).
+            d.admit()?;
+        }
+        let limit = crate::auth::body_limit(self.cfg.max_body_bytes);
         let raw = to_bytes(body, limit)
             .await
             .map_err(|_| GatewayError::TooLarge { limit })?;
@@ -122,6 +144,9 @@ impl App {
             .clone()
             .try_acquire_many_owned(kib)
             .map_err(|_| {
+                metrics::ADMISSION_REFUSED
+                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
+                    .inc();
                 GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
             })?;
         metrics::INFLIGHT_BYTES.inc_by(data.len() as i64);
@@ -162,6 +187,7 @@ impl App {
         table: &str,
         force: bool,
     ) -> Result<Arc<TableSchema>, GatewayError> {
+        crate::auth::authorize(db, table)?;
         self.catalog.get(&self.client()?, db, table, force).await
     }
 
@@ -170,6 +196,16 @@ impl App {
     /// # Errors
     /// As [`Batcher::submit`].
     pub async fn write(
+        &self,
+        schema: Arc<TableSchema>,
+        mut rows: TableRows,
+    ) -> Result<usize, GatewayError> {
+        crate::auth::admit_rows(&schema, &mut rows)?;
+        self.write_admitted(schema, rows).await
+    }
+
+    /// Writes rows already charged to the tenant's quota (waits for the insert).
+    async fn write_admitted(
         &self,
         schema: Arc<TableSchema>,
         rows: TableRows,
@@ -191,12 +227,24 @@ impl App {
             .schema(&self.database, &self.cfg.series_table, false)
             .await?;
         let now = now_ms();
+        crate::auth::charge(samples.len())?;
+        let tenant = crate::auth::tenant_name();
+        // The series cache is shared by tenants: key it by tenant too, so each tenant's series
+        // row (which carries its tenant) is written.
+        let salt = if tenant.is_empty() {
+            0
+        } else {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            tenant.hash(&mut h);
+            h.finish()
+        };
         let (s, r) = ingest::samples_rows_filtered(
             samples,
-            "",
+            &tenant,
             (&samples_schema, &series_schema),
             now,
-            &mut |id| self.series.want(id, now),
+            &mut |id| self.series.want(id ^ salt, now),
         );
         let idx = r.columns.iter().position(|c| c.name == "series_id");
         let new_ids: Vec<u64> = idx
@@ -204,13 +252,16 @@ impl App {
                 r.rows
                     .iter()
                     .filter_map(|row| match row.get(i) {
-                        Some(crate::value::Value::UInt(id)) => Some(*id),
+                        Some(crate::value::Value::UInt(id)) => Some(*id ^ salt),
                         _ => None,
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let (a, b) = tokio::join!(self.write(samples_schema, s), self.write(series_schema, r));
+        let (a, b) = tokio::join!(
+            self.write_admitted(samples_schema, s),
+            self.write_admitted(series_schema, r)
+        );
         if b.is_err() {
             // Not written after all: the next request carrying these series writes them again.
             self.series.forget(new_ids.into_iter());
@@ -462,34 +513,60 @@ impl App {
     }
 }
 
+/// `/readyz`: one JSON object with each shard's reachable replicas and breaker state, and the
+/// spool. Not ready (503) when a shard has no reachable replica or an open breaker (with
+/// `ack = "inserted"`), or when the spool refuses new data (with `ack = "spooled"`: a down shard
+/// then only grows the spool, so the gateway stays ready while it has room).
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    let cluster = app.batcher.writer().cluster().clone();
-    let mut lines = Vec::new();
+    let writer = app.batcher.writer().clone();
+    let cluster = writer.cluster().clone();
+    let spooled = app.batcher.delivery().cloned();
+    let mut shards = Vec::new();
     let mut ready = true;
     for (i, shard) in cluster.shards.iter().enumerate() {
-        let mut up = Vec::new();
-        for r in shard {
-            let ok = tokio::time::timeout(Duration::from_secs(2), r.client.query("SELECT 1"))
-                .await
-                .map(|r| r.is_ok())
-                .unwrap_or(false);
-            if ok {
-                up.push(r.name.clone());
-            }
+        let probes = shard.iter().map(|r| async {
+            let q = tokio::time::timeout(Duration::from_secs(2), r.client.query("SELECT 1")).await;
+            matches!(q, Ok(Ok(_))).then(|| r.name.clone())
+        });
+        let up: Vec<String> = futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let breaker = writer.breaker(crate::spool::Lane::Shard(i)).state();
+        if spooled.is_none() {
+            ready &= !up.is_empty() && breaker == crate::backpressure::BreakerState::Closed;
         }
-        ready &= !up.is_empty();
-        lines.push(format!(
-            "shard {}: {} of {} replicas reachable {:?}",
-            i + 1,
-            up.len(),
-            shard.len(),
-            up
-        ));
+        shards.push(serde_json::json!({
+            "shard": i + 1,
+            "replicas": shard.len(),
+            "reachable": up,
+            "breaker": breaker.describe(),
+        }));
     }
+    let mut body = serde_json::json!({
+        "ack": if spooled.is_some() { "spooled" } else { "inserted" },
+        "shards": shards,
+    });
+    if let Some(d) = &spooled {
+        let admit = d.spool().admit();
+        ready &= admit.is_ok();
+        body["spool"] = serde_json::json!({
+            "pending_bytes": d.spool().pending_bytes(),
+            "disk_bytes": d.spool().disk_bytes(),
+            "refusing": admit.err(),
+        });
+    }
+    body["ready"] = serde_json::Value::Bool(ready);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, lines.join("\n") + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string() + "\n",
+    )
+        .into_response()
 }

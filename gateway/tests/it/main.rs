@@ -2,6 +2,7 @@
 //! ephemeral port against the rig's ClickHouse cluster, in its own database; one test goes through
 //! HAProxy to the rig's own gateway processes.
 
+mod auth;
 mod chcompat;
 mod ndjson;
 mod oracle;
