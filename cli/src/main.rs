@@ -6,6 +6,7 @@
 
 mod dlq;
 mod backup;
+mod deploy;
 mod grafana;
 mod loadgen;
 mod local;
@@ -82,6 +83,10 @@ enum Command {
     Backup(backup::BackupCommand),
     /// Gateway tenants in PostgreSQL: create (prints a token once), list, revoke, token.
     Tenant(tenant::TenantArgs),
+    /// Deploy everything as pods: Kubernetes YAML rendered from the topology (also valid for
+    /// kubectl), run with `podman kube play`; up / down / status.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Check a topology file and print the resolved layout (every node and port).
     Topology {
         /// Print JSON instead of a table.
@@ -135,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenant(args) => runtime
             .block_on(tenant::run(args, &loaded))
             .map(|()| ExitCode::SUCCESS),
+        Command::Deploy(cmd) => runtime.block_on(deploy::run(cmd, &loaded, &cli.config)),
         Command::Topology { json } => {
             print_topology(&loaded, json)?;
             Ok(ExitCode::SUCCESS)

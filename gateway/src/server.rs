@@ -44,8 +44,10 @@ impl IntoResponse for GatewayError {
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, format!("{self}\n")).into_response();
         if let GatewayError::QuotaExceeded { retry_after_secs } = self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
         } else if matches!(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -137,18 +139,19 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.trim().to_ascii_lowercase())
             .or_else(|| default_encoding.map(str::to_owned));
-        let data = decompress(raw, encoding.as_deref(), limit)?;
-        let kib = u32::try_from(data.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-        let permit = self
-            .budget
-            .clone()
-            .try_acquire_many_owned(kib)
-            .map_err(|_| {
-                metrics::ADMISSION_REFUSED
-                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
-                    .inc();
-                GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
-            })?;
+        // The memory budget covers the body while it is decompressed, chunk by chunk, so a
+        // decompression bomb is refused (429/413) before it is inflated, not after.
+        let mut reservation = Reservation {
+            budget: self.budget.clone(),
+            permit: None,
+            kib: 0,
+        };
+        reservation.grow_to(raw.len())?;
+        let data = decompress(raw, encoding.as_deref(), limit, &mut reservation)?;
+        reservation.grow_to(data.len())?;
+        let permit = reservation.permit.take().ok_or_else(|| {
+            GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
+        })?;
         metrics::INFLIGHT_BYTES.inc_by(data.len() as i64);
         metrics::BYTES.inc_by(data.len() as u64);
         let bytes = data.len();
@@ -271,18 +274,64 @@ impl App {
     }
 }
 
-fn decompress(raw: Bytes, encoding: Option<&str>, limit: usize) -> Result<Bytes, GatewayError> {
+/// Memory budget held by one request while its body is read, grown as it is decompressed.
+struct Reservation {
+    budget: Arc<Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl Reservation {
+    /// Holds budget for `bytes` in total.
+    fn grow_to(&mut self, bytes: usize) -> Result<(), GatewayError> {
+        let want = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        if want <= self.kib {
+            return Ok(());
+        }
+        let more = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(want - self.kib)
+            .map_err(|_| {
+                metrics::ADMISSION_REFUSED
+                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
+                    .inc();
+                GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
+            })?;
+        match &mut self.permit {
+            Some(p) => p.merge(more),
+            None => self.permit = Some(more),
+        }
+        self.kib = want;
+        Ok(())
+    }
+}
+
+fn decompress(
+    raw: Bytes,
+    encoding: Option<&str>,
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, GatewayError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         GatewayError::BadRequest(format!("cannot decompress {what} body: {e}"))
     };
-    let read_all = |mut r: Box<dyn Read + '_>, what: &str| -> Result<Bytes, GatewayError> {
+    let raw_len = raw.len();
+    let mut read_all = |mut r: Box<dyn Read + '_>, what: &str| -> Result<Bytes, GatewayError> {
         let mut out = Vec::new();
-        r.by_ref()
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(what, &e))?;
-        if out.len() > limit {
-            return Err(GatewayError::TooLarge { limit });
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(bad(what, &e)),
+            };
+            if out.len() + n > limit {
+                return Err(GatewayError::TooLarge { limit });
+            }
+            reservation.grow_to(raw_len + out.len() + n)?;
+            out.extend_from_slice(&buf[..n]);
         }
         Ok(Bytes::from(out))
     };
@@ -305,6 +354,7 @@ fn decompress(raw: Bytes, encoding: Option<&str>, limit: usize) -> Result<Bytes,
             if len > limit {
                 return Err(GatewayError::TooLarge { limit });
             }
+            reservation.grow_to(raw_len + len)?;
             snap::raw::Decoder::new()
                 .decompress_vec(&raw)
                 .map(Bytes::from)
