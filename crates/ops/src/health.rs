@@ -88,14 +88,25 @@ fn clickhouse_problems(s: &ClusterStatus, th: &Thresholds, out: &mut Vec<Problem
             out.push(problem(&h.name, format!("down: {why}")));
             continue;
         }
+        let readonly: Vec<String> = h
+            .replicas
+            .iter()
+            .filter(|r| r.is_readonly)
+            .map(|r| format!("{}.{}", r.database, r.table))
+            .collect();
+        if !readonly.is_empty() {
+            out.push(problem(
+                &h.name,
+                format!(
+                    "{} of {} replicated tables readonly (no Keeper session; inserts fail with code 242): {}",
+                    readonly.len(),
+                    h.replicas.len(),
+                    readonly.join(", ")
+                ),
+            ));
+        }
         for r in &h.replicas {
             let t = format!("{}.{}", r.database, r.table);
-            if r.is_readonly {
-                out.push(problem(
-                    &h.name,
-                    format!("{t} is readonly (no Keeper session)"),
-                ));
-            }
             if r.absolute_delay > th.max_replication_delay_s
                 || r.queue_size > th.max_replication_queue
             {

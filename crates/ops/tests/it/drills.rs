@@ -1,0 +1,364 @@
+//! Recovery drills, one per failure scenario of the architecture. Each stops processes, so it
+//! holds `rig.exclusive()`; each checks that `chgate status` shows the degraded state during the
+//! fault and healthy after, and that no acknowledged row is lost. The README runbook describes
+//! the same steps with the `chgate` commands.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chgate_ops::rebuild;
+use tokio::task::JoinHandle;
+
+use crate::common::{
+    count, drop_db, fixture, has_problem, http, local_rows, post, rows, snapshot, wait_healthy,
+    wait_status, Fixture,
+};
+
+const BATCH: usize = 50;
+
+/// Traffic through HAProxy while a drill runs: one batch of [`BATCH`] rows (its own metric
+/// name) every `every`, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<(Vec<String>, Vec<String>)>,
+}
+
+impl Load {
+    fn start(f: &Fixture, every: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (url, db, flag) = (f.rig.haproxy_gateway_url(), f.db.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let http = http();
+            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let metric = format!("drill{n}");
+                n += 1;
+                match post(&http, &url, &db, rows(&metric, BATCH)).await {
+                    Ok(()) => acked.push(metric),
+                    Err(e) => failed.push(format!("{metric}: {e}")),
+                }
+                tokio::time::sleep(every).await;
+            }
+            (acked, failed)
+        });
+        Load { stop, task }
+    }
+
+    /// Stops and returns (acknowledged metrics, failures).
+    async fn finish(self) -> (Vec<String>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("load task")
+    }
+}
+
+/// Every acknowledged batch is in ClickHouse with all its rows (read through the Distributed
+/// table after every replica synced).
+async fn assert_acked_present(f: &Fixture, acked: &[String]) {
+    for i in 0..f.rig.nodes().len() {
+        local_rows(f.rig, i, &f.db).await;
+    }
+    let c = f.rig.clickhouse(0);
+    let text = c
+        .query(&format!(
+            "SELECT metric, count() FROM {}.samples GROUP BY metric",
+            f.db
+        ))
+        .await
+        .expect("counts per batch");
+    let got: std::collections::HashMap<&str, u64> = text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(m, n)| (m, n.parse().unwrap_or(0)))
+        .collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|m| got.get(m.as_str()).copied() != Some(BATCH as u64))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged batches missing or short: {lost:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_gateway_killed_behind_haproxy() {
+    let f = fixture("drill_gw").await;
+    let _x = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let started = Instant::now();
+    let load = Load::start(&f, Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.rig.stop_node("gateway-1");
+    let (_, took) = wait_status(
+        &f.ops,
+        "gateway-1 out of HAProxy",
+        Duration::from_secs(20),
+        |s| {
+            has_problem(s, "gateway-1", "/readyz") && has_problem(s, "haproxy", "gateway-1 is DOWN")
+        },
+    )
+    .await;
+    eprintln!("[drill gateway] HAProxy took gateway-1 out after {took:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.rig.start_node("gateway-1");
+    let back = wait_healthy(&f.ops, Duration::from_secs(30)).await;
+    eprintln!("[drill gateway] healthy {back:?} after restart");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (acked, failed) = load.finish().await;
+    assert!(
+        failed.is_empty(),
+        "requests failed while a gateway died: {failed:?}"
+    );
+    assert!(acked.len() > 20, "traffic flowed: {} batches", acked.len());
+    assert_acked_present(&f, &acked).await;
+    eprintln!(
+        "[drill gateway] {} batches, 0 errors, {:.1}s",
+        acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop_db(f.rig, &f.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_clickhouse_node_killed_resyncs_from_its_replica() {
+    let f = fixture("drill_ch").await;
+    let _x = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let started = Instant::now();
+    let (rig, db) = (f.rig, f.db.as_str());
+    rig.stop_node("ch-s1r2");
+    let s = snapshot(&f.ops).await;
+    assert!(has_problem(&s, "ch-s1r2", "down"), "{:#?}", s.problems);
+    let http = http();
+    for b in 0..10 {
+        post(
+            &http,
+            &rig.haproxy_gateway_url(),
+            db,
+            rows(&format!("while_down{b}"), 500),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("insert with a replica down, batch {b}: {e}"));
+    }
+    rig.start_node("ch-s1r2");
+    let back = wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (a, b) = (local_rows(rig, 0, db).await, local_rows(rig, 1, db).await);
+    assert_eq!(a, b, "ch-s1r1 and ch-s1r2 after the re-sync");
+    let total = local_rows(rig, 2, db).await + a;
+    assert_eq!(total, 5000, "every acknowledged row on the cluster");
+    eprintln!(
+        "[drill clickhouse] healthy {back:?} after restart; shard 1 {a} rows on both replicas; {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop_db(rig, db).await;
+}
+
+const GRAFANA_SCHEMA: &str =
+    include_str!("../../../../grafana-provisioning/tests/it/grafana_schema.sql");
+
+async fn pg(f: &Fixture, db: &str) -> tokio_postgres::Client {
+    let dsn = f
+        .rig
+        .postgres_dsn()
+        .replace("dbname=postgres", &format!("dbname={db}"));
+    let (c, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {db}: {e}"));
+    tokio::spawn(conn);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_postgres_lost_and_restored_from_backup() {
+    let f = fixture("drill_pg").await;
+    let _x = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let t = f.rig.topology().postgres.clone();
+    // Grafana's schema as Grafana leaves it at first start, with our datasource row; a tenant.
+    let graf = pg(&f, &t.grafana_database).await;
+    let exists: bool = graf
+        .query_one("SELECT to_regclass('data_source') IS NOT NULL", &[])
+        .await
+        .expect("look up data_source")
+        .get(0);
+    if !exists {
+        graf.batch_execute(GRAFANA_SCHEMA)
+            .await
+            .expect("grafana schema");
+    }
+    let uid = f.rig.unique_name("ds").replace('_', "");
+    graf.execute(
+        "INSERT INTO data_source (org_id, version, type, name, access, url, basic_auth, is_default, created, updated, uid, json_data) \
+         VALUES (1, 1, 'grafana-clickhouse-datasource', $1, 'proxy', '', false, false, now(), now(), $1, '{}')",
+        &[&uid],
+    )
+    .await
+    .expect("datasource row");
+    let tenant = f.rig.unique_name("t").replace('_', "-");
+    let gw = pg(&f, &t.database).await;
+    gw.execute("INSERT INTO gateway_tenants (name) VALUES ($1)", &[&tenant])
+        .await
+        .expect("tenant row");
+    drop((graf, gw));
+
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let opts = chgate_ops::backup::CreateOptions {
+        target: tmp.path().to_owned(),
+        databases: vec![],
+        postgres: true,
+    };
+    let m = chgate_ops::backup::create(&f.ops, &opts, &|_| {})
+        .await
+        .expect("backup");
+    f.rig.stack().wipe_data("postgres").expect("wipe postgres");
+    let s = snapshot(&f.ops).await;
+    assert!(has_problem(&s, "postgres", "down"), "{:#?}", s.problems);
+    f.rig.start_node("postgres"); // a fresh initdb: the databases are gone
+    let (_, _) = wait_status(
+        &f.ops,
+        "postgres up but empty",
+        Duration::from_secs(30),
+        |s| s.postgres.up && has_problem(s, "postgres", "missing"),
+    )
+    .await;
+    let only_pg = chgate_ops::backup::RestoreOptions {
+        clickhouse: false,
+        postgres: true,
+    };
+    let report = chgate_ops::backup::restore(&f.ops, tmp.path(), &m.id, &only_pg, &|_| {})
+        .await
+        .expect("restore verified");
+    assert!(report
+        .postgres
+        .iter()
+        .any(|(t, w, _)| t.ends_with("data_source") && *w >= 1));
+    let graf = pg(&f, &t.grafana_database).await;
+    let n: i64 = graf
+        .query_one("SELECT count(*) FROM data_source WHERE uid = $1", &[&uid])
+        .await
+        .expect("datasource back")
+        .get(0);
+    assert_eq!(n, 1, "datasource row restored");
+    let gw = pg(&f, &t.database).await;
+    let n: i64 = gw
+        .query_one(
+            "SELECT count(*) FROM gateway_tenants WHERE name = $1",
+            &[&tenant],
+        )
+        .await
+        .expect("tenant back")
+        .get(0);
+    assert_eq!(n, 1, "tenant restored");
+    let back = wait_healthy(&f.ops, Duration::from_secs(30)).await;
+    eprintln!(
+        "[drill postgres] restored {} tables, healthy {back:?} later; {:.1}s",
+        report.postgres.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop_db(f.rig, &f.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_keeper_quorum_lost_and_restarted() {
+    let f = fixture("drill_keeper").await;
+    let _x = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let started = Instant::now();
+    let load = Load::start(&f, Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.rig.stop_node("keeper-1");
+    f.rig.stop_node("keeper-2");
+    let (s, took) = wait_status(&f.ops, "readonly replicas", Duration::from_secs(45), |s| {
+        has_problem(s, "keeper", "no quorum")
+            && s.clickhouse
+                .iter()
+                .any(|h| has_problem(s, &h.name, "readonly"))
+    })
+    .await;
+    let ro: usize = s
+        .clickhouse
+        .iter()
+        .map(|h| h.replicas.iter().filter(|r| r.is_readonly).count())
+        .sum();
+    eprintln!("[drill keeper] {ro} replicas readonly {took:?} after the quorum was lost");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    f.rig.start_node("keeper-1");
+    f.rig.start_node("keeper-2");
+    let back = wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    eprintln!("[drill keeper] healthy {back:?} after the restart");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, failed) = load.finish().await;
+    assert!(!acked.is_empty(), "traffic flowed");
+    assert_acked_present(&f, &acked).await;
+    eprintln!(
+        "[drill keeper] {} batches acknowledged (all present), {} refused during the outage; {:.1}s",
+        acked.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop_db(f.rig, &f.db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_replica_data_dir_wiped_and_rebuilt_from_its_peer() {
+    let f = fixture("drill_wipe").await;
+    let _x = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (rig, db) = (f.rig, f.db.as_str());
+    let http = http();
+    for b in 0..10 {
+        post(
+            &http,
+            &rig.haproxy_gateway_url(),
+            db,
+            rows(&format!("w{b}"), 1000),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("batch {b}: {e}"));
+    }
+    let peer_rows = local_rows(rig, 2, db).await;
+    assert_eq!(local_rows(rig, 3, db).await, peer_rows);
+    let started = Instant::now();
+    rig.stack().wipe_data("ch-s2r2").expect("wipe ch-s2r2");
+    rig.start_node("ch-s2r2");
+    let (_, took) = wait_status(&f.ops, "ch-s2r2 empty", Duration::from_secs(60), |s| {
+        has_problem(s, "ch-s2r2", "lacks replicated tables")
+    })
+    .await;
+    eprintln!("[drill wipe] ch-s2r2 up and empty after {took:?}");
+    let r = rebuild::rebuild_replica(&f.ops, "ch-s2r2", &|m| eprintln!("[rebuild] {m}"))
+        .await
+        .expect("rebuild consistent with the peer");
+    let mine = format!("{db}.samples_local");
+    assert!(r.attached.contains(&mine), "{r:?}");
+    assert!(
+        r.rows
+            .iter()
+            .any(|(t, p, me)| *t == mine && *p == peer_rows && *me == peer_rows),
+        "{:?}",
+        r.rows
+    );
+    let ledger = r
+        .ledger
+        .iter()
+        .find(|(d, _, _)| d == db)
+        .expect("ledger compared");
+    assert!(!ledger.2.is_empty() && ledger.1 == ledger.2, "{ledger:?}");
+    let c = rig.clickhouse(3);
+    assert_eq!(
+        count(&c, &format!("SELECT count() FROM {db}.samples_local")).await,
+        peer_rows
+    );
+    let back = wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    eprintln!(
+        "[drill wipe] rebuilt in {:.1}s ({} tables attached, {} created), healthy {back:?} later; {:.1}s total",
+        r.duration_s,
+        r.attached.len(),
+        r.created.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop_db(rig, db).await;
+}
