@@ -11,6 +11,10 @@ use crate::Topology;
 /// files never hold it in plain text.
 pub const PASSWORD_ENV: &str = "CHGATE_CLICKHOUSE_PASSWORD";
 
+/// Environment variable holding the hex SHA-256 of the password, for `users.xml` rendered by
+/// [`users_xml_from_env`] (pods: the value comes from a Secret, the ConfigMap holds no hash).
+pub const PASSWORD_SHA256_ENV: &str = "CHGATE_CLICKHOUSE_PASSWORD_SHA256";
+
 /// Config root element: `<yandex>` for 18.x servers, `<clickhouse>` for 22.x and later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigRoot {
@@ -162,13 +166,25 @@ pub fn users_xml(
     a: Addressing,
     root: ConfigRoot,
 ) -> String {
+    let element = format!("<password_sha256_hex>{password_sha256_hex}</password_sha256_hex>");
+    users_xml_with(t, &element, a, root)
+}
+
+/// Renders `users.xml` like [`users_xml`], but the password hash is read by the server from the
+/// environment variable [`PASSWORD_SHA256_ENV`] (`from_env`), so the file holds no credential.
+pub fn users_xml_from_env(t: &Topology, a: Addressing, root: ConfigRoot) -> String {
+    let element = format!("<password_sha256_hex from_env=\"{PASSWORD_SHA256_ENV}\"/>");
+    users_xml_with(t, &element, a, root)
+}
+
+fn users_xml_with(t: &Topology, password_element: &str, a: Addressing, root: ConfigRoot) -> String {
     let networks = match a {
         Addressing::Local => "<ip>127.0.0.0/8</ip><ip>::1</ip>",
         Addressing::Pods => "<ip>::/0</ip>",
     };
     let user = |name: &str| {
         format!(
-            "    <{n}>\n      <password_sha256_hex>{password_sha256_hex}</password_sha256_hex>\n      \
+            "    <{n}>\n      {password_element}\n      \
              <networks>{networks}</networks>\n      <profile>default</profile>\n      <quota>default</quota>\n    </{n}>\n",
             n = xml_escape(name)
         )
@@ -245,6 +261,24 @@ mod tests {
         );
         assert!(x.contains("<default>\n      <password_sha256_hex>"));
         assert!(!x.contains("<password>"));
+    }
+
+    #[test]
+    fn users_from_env_hold_no_hash() {
+        let t = Topology::default();
+        let x = users_xml_from_env(&t, Addressing::Pods, ConfigRoot::Yandex);
+        let want = format!("<password_sha256_hex from_env=\"{PASSWORD_SHA256_ENV}\"/>");
+        assert_eq!(x.matches(&want).count(), 2, "{x}");
+        assert!(x.contains("<ip>::/0</ip>"));
+        assert_eq!(
+            users_xml(&t, "ab", Addressing::Local, ConfigRoot::Yandex),
+            users_xml_with(
+                &t,
+                "<password_sha256_hex>ab</password_sha256_hex>",
+                Addressing::Local,
+                ConfigRoot::Yandex
+            )
+        );
     }
 
     #[test]

@@ -11,6 +11,12 @@ pub const POD_GATEWAY_PORT: u16 = 8428;
 /// Container port of Grafana in pods.
 pub const POD_GRAFANA_PORT: u16 = 3000;
 
+/// Pods come and go with new addresses: resolve server names through the pod's DNS at run time,
+/// and start even while a server's pod does not exist yet (Grafana pods are skipped offline).
+const POD_RESOLVERS: &str =
+    "resolvers pods\n    parse-resolv-conf\n    hold valid 5s\n    hold nx 5s\n\n";
+const POD_DEFAULT_SERVER: &str = "    default-server init-addr last,libc,none resolvers pods\n";
+
 /// One frontend and its health-checked backend.
 struct Front {
     name: &'static str,
@@ -36,6 +42,9 @@ fn front<'a>(
         f.check,
         n = f.name
     );
+    if a == Addressing::Pods {
+        c.push_str(POD_DEFAULT_SERVER);
+    }
     for (inst, port) in servers {
         let _ = writeln!(
             c,
@@ -57,6 +66,9 @@ pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
          timeout client 60s\n    timeout server 60s\n    timeout http-request 30s\n    retries 2\n    \
          option redispatch\n\n",
     );
+    if a == Addressing::Pods {
+        c.push_str(POD_RESOLVERS);
+    }
     let _ = write!(
         c,
         "frontend stats\n    bind {bind}:{}\n    no log\n    stats enable\n    stats uri /\n    stats refresh 5s\n    \
@@ -98,6 +110,39 @@ pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
     c
 }
 
+/// Renders the ambassador HAProxy that runs beside a gateway in its pod (TCP mode): the gateway
+/// keeps to loopback (it refuses a plain-HTTP non-loopback listener) and reads the same topology
+/// as on the local rig, so the ambassador maps the topology's loopback ports of every ClickHouse
+/// node to that node's pod, and publishes the gateway on the pod port [`POD_GATEWAY_PORT`].
+pub fn gateway_ambassador_cfg(t: &Topology, gateway: &crate::Instance) -> String {
+    let a = Addressing::Pods;
+    let listen = t.network.listen;
+    let mut c = String::from("# rendered by chgate from the topology; do not edit\n");
+    c.push_str(
+        "global\n    maxconn 4096\n    log stderr format short local0 warning\n\n\
+         defaults\n    mode tcp\n    log global\n    timeout connect 3s\n    timeout client 120s\n    \
+         timeout server 120s\n\n",
+    );
+    c.push_str(POD_RESOLVERS);
+    let _ = write!(
+        c,
+        "listen gateway\n    bind {}:{POD_GATEWAY_PORT}\n    server {} {listen}:{}\n\n",
+        a.bind(t),
+        gateway.name,
+        gateway.port
+    );
+    for n in t.clickhouse_nodes() {
+        let _ = write!(
+            c,
+            "listen {name}\n    bind {listen}:{port}\n    server {name} {name}:{pod_port} init-addr last,libc,none resolvers pods\n\n",
+            name = n.name,
+            port = n.http_port,
+            pod_port = a.clickhouse_ports(&n).0
+        );
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +158,25 @@ mod tests {
         assert_eq!(c.matches("server gateway-").count(), 2);
         assert_eq!(c.matches("server grafana-").count(), 3);
         assert!(c.contains("bind 127.0.0.1:18404\n    no log\n    stats enable"));
+        assert!(!c.contains("resolvers"), "local rig resolves nothing");
+    }
+
+    #[test]
+    fn pods_resolve_servers_at_run_time() {
+        let c = haproxy_cfg(&Topology::default(), Addressing::Pods);
+        assert!(c.contains("resolvers pods\n    parse-resolv-conf"));
+        assert_eq!(c.matches("default-server init-addr").count(), 2);
+        assert!(c.contains("server gateway-2 gateway-2:8428 check"));
+        assert!(c.contains("bind 0.0.0.0:18428"));
+    }
+
+    #[test]
+    fn ambassador_maps_topology_ports_to_pods() {
+        let t = Topology::default();
+        let g = &t.gateways()[1];
+        let c = gateway_ambassador_cfg(&t, g);
+        assert!(c.contains("bind 0.0.0.0:8428\n    server gateway-2 127.0.0.1:18442"));
+        assert!(c.contains("bind 127.0.0.1:18124\n    server ch-s2r2 ch-s2r2:8123"));
+        assert_eq!(c.matches("listen ch-").count(), 4);
     }
 }

@@ -12,30 +12,44 @@ use crate::Topology;
 /// Four-letter-word commands the readiness checks use (`srvr` for the leader, `ruok`, `mntr`).
 pub const FOUR_LETTER_WORDS: &str = "srvr,ruok,mntr,stat";
 
-/// Renders ZooKeeper 3.8's `zoo.cfg` for `node`, keeping its data in `data_dir`.
+/// Renders ZooKeeper 3.8's `zoo.cfg` for `node` on the local rig, keeping its data in `data_dir`.
 pub fn zoo_cfg(t: &Topology, node: &KeeperNode, data_dir: &Path) -> String {
-    let a = Addressing::Local;
+    zoo_cfg_for(t, node, Addressing::Local, data_dir)
+}
+
+/// Renders `zoo.cfg` for `node` with the given addressing: pods (ZooKeeper as the Keeper stand-in
+/// in `chgate deploy --images local`) listen on every address at the pod ports and name their
+/// peers by pod name.
+pub fn zoo_cfg_for(t: &Topology, node: &KeeperNode, a: Addressing, data_dir: &Path) -> String {
     let mut c = String::from("# rendered by chgate from the topology; do not edit\n");
     let _ = writeln!(c, "tickTime=2000\ninitLimit=10\nsyncLimit=5");
     let _ = writeln!(c, "dataDir={}", data_dir.display());
     let _ = writeln!(
         c,
         "clientPort={}\nclientPortAddress={}",
-        node.client_port,
+        a.keeper_ports(node).0,
         a.bind(t)
     );
     let _ = writeln!(c, "maxClientCnxns=200\nadmin.enableServer=false");
     let _ = writeln!(c, "4lw.commands.whitelist={FOUR_LETTER_WORDS}");
     let _ = writeln!(c, "autopurge.snapRetainCount=3\nautopurge.purgeInterval=1");
     let _ = writeln!(c, "reconfigEnabled=false\nstandaloneEnabled=false");
+    if a == Addressing::Pods {
+        // A pod's own name resolves to its pod address; bind the quorum ports on all of them.
+        let _ = writeln!(c, "quorumListenOnAllIPs=true");
+    }
     for k in t.keeper_nodes() {
+        let election = match a {
+            Addressing::Local => k.election_port,
+            Addressing::Pods => super::POD_KEEPER_ELECTION_PORT,
+        };
         let _ = writeln!(
             c,
             "server.{}={}:{}:{}",
             k.id,
             a.host(t, &k.name),
-            k.peer_port,
-            k.election_port
+            a.keeper_ports(&k).1,
+            election
         );
     }
     c
@@ -96,5 +110,19 @@ mod tests {
         assert!(x.contains("<tcp_port>9181</tcp_port>") && x.contains("<server_id>1</server_id>"));
         assert_eq!(x.matches("<server><id>").count(), 3);
         assert!(x.contains("<hostname>keeper-2</hostname><port>9234</port>"));
+    }
+
+    #[test]
+    fn zoo_cfg_for_pods_names_peers_and_uses_pod_ports() {
+        let t = Topology::default();
+        let k = &t.keeper_nodes()[0];
+        let c = zoo_cfg_for(&t, k, Addressing::Pods, Path::new("/var/lib/zookeeper"));
+        assert!(c.contains("clientPort=9181\nclientPortAddress=0.0.0.0"));
+        assert!(c.contains("server.3=keeper-3:9234:9334"));
+        assert!(c.contains("quorumListenOnAllIPs=true"));
+        assert_eq!(
+            zoo_cfg(&t, k, Path::new("/d")),
+            zoo_cfg_for(&t, k, Addressing::Local, Path::new("/d"))
+        );
     }
 }

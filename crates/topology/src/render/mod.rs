@@ -24,6 +24,8 @@ pub enum Addressing {
 pub const POD_CLICKHOUSE_PORTS: (u16, u16, u16) = (8123, 9000, 9009);
 /// Keeper container ports (client, raft) used with [`Addressing::Pods`].
 pub const POD_KEEPER_PORTS: (u16, u16) = (9181, 9234);
+/// ZooKeeper's leader-election port with [`Addressing::Pods`] (ClickHouse Keeper has none).
+pub const POD_KEEPER_ELECTION_PORT: u16 = 9334;
 
 impl Addressing {
     /// Host other processes use to reach a named server.
