@@ -312,6 +312,15 @@ impl Stack {
         process::stop(self.find(name)?, &self.state_dir, Duration::from_secs(30))
     }
 
+    /// Kills one process with SIGKILL (a crash, for recovery drills). Returns whether it was
+    /// running.
+    ///
+    /// # Errors
+    /// [`StackError::UnknownService`] or [`StackError::Stop`].
+    pub fn kill_service(&self, name: &str) -> Result<bool, StackError> {
+        process::kill_now(self.find(name)?, &self.state_dir)
+    }
+
     /// Starts one process again (fault tests) without waiting for readiness.
     ///
     /// # Errors
@@ -343,14 +352,14 @@ impl Stack {
         })
     }
 
-    /// Stops a service and deletes its data directory — a lost disk, for recovery drills. The next
+    /// Kills a service (SIGKILL) and deletes its data directory — a lost disk, for recovery drills. The next
     /// [`Stack::start_service`] recreates an empty one (PostgreSQL: a fresh `initdb`).
     ///
     /// # Errors
     /// [`StackError::Stop`], or [`StackError::Io`] naming the directory.
     pub fn wipe_data(&self, name: &str) -> Result<PathBuf, StackError> {
         let dir = self.data_dir(name)?;
-        self.stop_service(name)?;
+        self.kill_service(name)?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| StackError::Io {
                 path: dir.clone(),

@@ -161,6 +161,29 @@ pub fn stop(svc: &Service, state_dir: &Path, grace: Duration) -> Result<bool, St
     Ok(true)
 }
 
+/// Kills `svc` with SIGKILL (its process group too), without a clean shutdown: a crash, for
+/// recovery drills. Removes the pid file. Returns whether a process was killed.
+///
+/// # Errors
+/// [`StackError::Stop`] when the process survives SIGKILL.
+pub fn kill_now(svc: &Service, state_dir: &Path) -> Result<bool, StackError> {
+    let pid_file = svc.pid_file(state_dir);
+    let PidState::Running(pid) = pid_state(svc, state_dir) else {
+        let _ = fs::remove_file(&pid_file);
+        return Ok(false);
+    };
+    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    if !wait_exit(pid, Duration::from_secs(5)) {
+        return Err(StackError::Stop {
+            service: svc.name.clone(),
+            pid,
+        });
+    }
+    let _ = fs::remove_file(&pid_file);
+    Ok(true)
+}
+
 fn wait_exit(pid: i32, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {

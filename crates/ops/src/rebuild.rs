@@ -108,7 +108,7 @@ pub async fn rebuild_replica(
     for t in &tables {
         recreate(&c, &p, t, &mut report, progress).await?;
     }
-    compare(&c, &p, &tables, &mut report, progress).await?;
+    compare(ops, &c, &p, &tables, &mut report, progress).await?;
     report.duration_s = started.elapsed().as_secs_f64();
     if report.consistent() {
         Ok(report)
@@ -217,25 +217,56 @@ async fn count(c: &Client, full: &str) -> Result<u64> {
     Ok(n.trim().parse().unwrap_or(0))
 }
 
+/// How long row counts may take to converge: a replica whose server crashed keeps its old Keeper
+/// session (and `is_active` znode) until the session times out, and only then reactivates and
+/// fetches.
+fn convergence_limit(ops: &Ops) -> Duration {
+    Duration::from_millis(u64::from(ops.topology().keeper.session_timeout_ms) * 2)
+        + Duration::from_secs(30)
+}
+
+async fn synced_counts(
+    c: &Client,
+    p: &Client,
+    full: &str,
+    report: &RebuildReport,
+) -> Result<(u64, u64)> {
+    for (who, client) in [(&report.node, c), (&report.peer, p)] {
+        client
+            .query_with(
+                &format!("SYSTEM SYNC REPLICA {full}"),
+                &[("receive_timeout", "120")],
+            )
+            .await
+            .map_err(ch(format!("SYSTEM SYNC REPLICA {full} on {who}")))?;
+    }
+    Ok((count(p, full).await?, count(c, full).await?))
+}
+
 async fn compare(
+    ops: &Ops,
     c: &Client,
     p: &Client,
     tables: &[TableRow],
     report: &mut RebuildReport,
     progress: &dyn Fn(&str),
 ) -> Result<()> {
+    let deadline = Instant::now() + convergence_limit(ops);
     for t in tables.iter().filter(|t| t.engine.starts_with("Replicated")) {
         let full = format!("{}.{}", quote_ident(&t.database), quote_ident(&t.name));
-        for (who, client) in [(&report.node, c), (&report.peer, p)] {
-            client
-                .query_with(
-                    &format!("SYSTEM SYNC REPLICA {full}"),
-                    &[("receive_timeout", "120")],
-                )
-                .await
-                .map_err(ch(format!("SYSTEM SYNC REPLICA {full} on {who}")))?;
-        }
-        let (want, got) = (count(p, &full).await?, count(c, &full).await?);
+        let mut told = false;
+        let (want, got) = loop {
+            let (want, got) = synced_counts(c, p, &full, report).await?;
+            if want == got || Instant::now() > deadline {
+                break (want, got);
+            }
+            if std::mem::replace(&mut told, true) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            progress(&format!("{}.{}: {got} of {want} rows so far; waiting for the replica to reactivate and fetch", t.database, t.name));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
         report
             .rows
             .push((format!("{}.{}", t.database, t.name), want, got));

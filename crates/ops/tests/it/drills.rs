@@ -90,6 +90,8 @@ async fn drill_gateway_killed_behind_haproxy() {
     let started = Instant::now();
     let load = Load::start(&f, Duration::from_millis(50));
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // SIGTERM, as an orchestrator stops an instance: in-flight requests drain. (After a crash,
+    // SIGKILL, the one request in flight on it fails with 502 and the client retries.)
     f.rig.stop_node("gateway-1");
     let (_, took) = wait_status(
         &f.ops,
@@ -128,7 +130,9 @@ async fn drill_clickhouse_node_killed_resyncs_from_its_replica() {
     wait_healthy(&f.ops, Duration::from_secs(60)).await;
     let started = Instant::now();
     let (rig, db) = (f.rig, f.db.as_str());
-    rig.stop_node("ch-s1r2");
+    // SIGKILL: a crash. Its Keeper session (and `is_active` znode) outlives it by the session
+    // timeout, so the restarted replica reactivates only after that.
+    rig.stack().kill_service("ch-s1r2").expect("kill ch-s1r2");
     let s = snapshot(&f.ops).await;
     assert!(has_problem(&s, "ch-s1r2", "down"), "{:#?}", s.problems);
     let http = http();
