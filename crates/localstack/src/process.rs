@@ -136,29 +136,11 @@ pub fn alive(pid: i32) -> bool {
 /// # Errors
 /// [`StackError::Stop`] when the process survives SIGKILL.
 pub fn stop(svc: &Service, state_dir: &Path, grace: Duration) -> Result<bool, StackError> {
-    let pid_file = svc.pid_file(state_dir);
-    let PidState::Running(pid) = pid_state(svc, state_dir) else {
-        let _ = fs::remove_file(&pid_file);
-        return Ok(false);
-    };
     let signal = match svc.stop_signal {
         StopSignal::Term => Signal::SIGTERM,
         StopSignal::Int => Signal::SIGINT,
     };
-    let _ = kill(Pid::from_raw(pid), signal);
-    if !wait_exit(pid, grace) {
-        tracing::warn!(service = %svc.name, pid, "did not stop in time, sending SIGKILL");
-        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        if !wait_exit(pid, Duration::from_secs(5)) {
-            return Err(StackError::Stop {
-                service: svc.name.clone(),
-                pid,
-            });
-        }
-    }
-    let _ = fs::remove_file(&pid_file);
-    Ok(true)
+    end(svc, state_dir, Some((signal, grace)))
 }
 
 /// Kills `svc` with SIGKILL (its process group too), without a clean shutdown: a crash, for
@@ -167,18 +149,36 @@ pub fn stop(svc: &Service, state_dir: &Path, grace: Duration) -> Result<bool, St
 /// # Errors
 /// [`StackError::Stop`] when the process survives SIGKILL.
 pub fn kill_now(svc: &Service, state_dir: &Path) -> Result<bool, StackError> {
+    end(svc, state_dir, None)
+}
+
+/// Ends `svc`: the clean signal and up to `grace` for it when given, then SIGKILL.
+fn end(
+    svc: &Service,
+    state_dir: &Path,
+    clean: Option<(Signal, Duration)>,
+) -> Result<bool, StackError> {
     let pid_file = svc.pid_file(state_dir);
     let PidState::Running(pid) = pid_state(svc, state_dir) else {
         let _ = fs::remove_file(&pid_file);
         return Ok(false);
     };
-    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    if !wait_exit(pid, Duration::from_secs(5)) {
-        return Err(StackError::Stop {
-            service: svc.name.clone(),
-            pid,
-        });
+    let stopped = clean.is_some_and(|(signal, grace)| {
+        let _ = kill(Pid::from_raw(pid), signal);
+        wait_exit(pid, grace)
+    });
+    if !stopped {
+        if clean.is_some() {
+            tracing::warn!(service = %svc.name, pid, "did not stop in time, sending SIGKILL");
+        }
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        if !wait_exit(pid, Duration::from_secs(5)) {
+            return Err(StackError::Stop {
+                service: svc.name.clone(),
+                pid,
+            });
+        }
     }
     let _ = fs::remove_file(&pid_file);
     Ok(true)
@@ -216,6 +216,22 @@ mod tests {
             run_as: None,
             stop_signal: StopSignal::Term,
         }
+    }
+
+    #[test]
+    fn kill_now_ends_the_process_without_waiting_for_a_clean_stop() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let st = tmp.path();
+        for d in ["run", "log", "sleeper"] {
+            fs::create_dir_all(st.join(d)).expect("mkdir");
+        }
+        let svc = sleeper(st);
+        let pid = spawn(&svc, st, &[]).expect("spawns");
+        let t = Instant::now();
+        assert!(kill_now(&svc, st).expect("kills"));
+        assert!(!alive(pid) && t.elapsed() < Duration::from_secs(5));
+        assert_eq!(pid_state(&svc, st), PidState::Absent);
+        assert!(!kill_now(&svc, st).expect("no-op"), "nothing left to kill");
     }
 
     #[test]

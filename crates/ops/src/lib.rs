@@ -109,6 +109,15 @@ pub(crate) fn ch(
     move |source| Error::ClickHouse { context, source }
 }
 
+/// `SELECT count() FROM full` (`full` already quoted).
+pub(crate) async fn count(c: &Client, full: &str) -> Result<u64> {
+    let n = c
+        .query(&format!("SELECT count() FROM {full}"))
+        .await
+        .map_err(ch(format!("count {full}")))?;
+    Ok(n.trim().parse().unwrap_or(0))
+}
+
 /// How to reach every part of the deployment described by one topology.
 #[derive(Debug, Clone)]
 pub struct Ops {

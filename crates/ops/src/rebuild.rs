@@ -20,7 +20,7 @@ use chgate_clickhouse_http::{quote, quote_ident, Client};
 use chgate_topology::ClickHouseNode;
 use serde::{Deserialize, Serialize};
 
-use crate::{ch, Error, Ops, Result};
+use crate::{ch, count, Error, Ops, Result};
 
 /// Table name of the migration ledger (see `chgate-migrations`).
 const LEDGER: &str = "chgate_migrations";
@@ -207,14 +207,6 @@ async fn recreate(
     progress(&format!("created {key}"));
     report.created.push(key);
     Ok(())
-}
-
-async fn count(c: &Client, full: &str) -> Result<u64> {
-    let n = c
-        .query(&format!("SELECT count() FROM {full}"))
-        .await
-        .map_err(ch(format!("count {full}")))?;
-    Ok(n.trim().parse().unwrap_or(0))
 }
 
 /// How long row counts may take to converge: a replica whose server crashed keeps its old Keeper

@@ -24,7 +24,7 @@ use chgate_topology::ClickHouseNode;
 use serde::{Deserialize, Serialize};
 
 use super::{sum_file, FileSum};
-use crate::{ch, io, Error, Ops, Result};
+use crate::{ch, count, io, Error, Ops, Result};
 
 /// How a shard's tables are copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,14 +348,6 @@ fn backup_id(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-async fn count(c: &Client, full: &str) -> Result<u64> {
-    let n = c
-        .query(&format!("SELECT count() FROM {full}"))
-        .await
-        .map_err(ch(format!("count {full}")))?;
-    Ok(n.trim().parse().unwrap_or(0))
 }
 
 /// FREEZE with merges stopped, copy the shadow, drop the shadow.
