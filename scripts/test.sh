@@ -15,6 +15,10 @@ if ! python3 -c 'import cryptography, yaml' 2>/dev/null; then
     step "installing the independent Grafana-decryption checker's deps (pip install cryptography pyyaml)"
     python3 -m pip install -q cryptography pyyaml
 fi
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    step "installing the Kubernetes schema checker for the pod manifests (pip install kubernetes-validate)"
+    python3 -m pip install -q kubernetes-validate
+fi
 if [ -f grafana-provisioning/schema-check/package.json ] && [ ! -d grafana-provisioning/schema-check/node_modules ]; then
     step "installing dashboard schema checker (npm ci)"
     (cd grafana-provisioning/schema-check && npm ci --silent --no-audit --no-fund)
@@ -31,6 +35,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 build_chgate
+# podman, containers.conf and the offline pod images for chgate-podman's `kube play` test
+# (debootstrap base and every image are cached: seconds when nothing changed, ~4 min the first time).
+step "offline pod images (podman/images/build.sh)"
+podman/images/build.sh --chgate "$CHGATE"
 # CHGATE_TEST_TOPOLOGY points the harness (and this script) at another rig, e.g. to run two
 # suites side by side; the default is the harness's own rig.toml.
 RIG="${CHGATE_TEST_TOPOLOGY:-crates/harness/rig.toml}"
