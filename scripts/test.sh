@@ -34,6 +34,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The gateway fault suite is a `test = false` target (--all-targets leaves it out): lint it too.
+cargo clippy --locked -p chgate-gateway --test faults -- -D warnings
 build_chgate
 # podman, containers.conf and the offline pod images for chgate-podman's `kube play` test
 # (debootstrap base and every image are cached: seconds when nothing changed, ~4 min the first time).
@@ -49,4 +51,9 @@ step "starting the test rig"
 step "cargo test --workspace"
 export CHGATE_BIN="$CHGATE"
 cargo test --locked --workspace --no-fail-fast -- --test-threads 4
+# Quick subset of the gateway fault suite (about 3 min): gateway SIGKILLs + SIGTERM, a torn spool
+# tail with shard 1 down, poison rows through the DLQ, RSS under 3x overload. All seven cases at
+# full size, written to bench/RELIABILITY.md: scripts/reliability.sh.
+step "gateway fault suite (quick subset)"
+cargo test --locked -p chgate-gateway --test faults -- --test-threads 1 case1 case6 case7 case8
 step "all tests passed in ${SECONDS}s"

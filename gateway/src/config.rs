@@ -172,4 +172,21 @@ mod tests {
             .expect_err("needs tls");
         assert!(e.contains("tls"), "{e}");
     }
+
+    #[test]
+    fn spooled_acks_need_a_spool_dir() {
+        let e = GatewayConfig::parse("ack = \"spooled\"\n")
+            .expect("parses")
+            .validate()
+            .expect_err("no dir");
+        assert!(e.contains("[spool] dir"), "{e}");
+        let ok = GatewayConfig::parse(
+            "ack = \"spooled\"\n[spool]\ndir = \"/tmp/s\"\n[breaker]\nopen_for = \"5s\"\n",
+        )
+        .expect("parses");
+        ok.validate().expect("valid");
+        assert_eq!(ok.breaker.open_for, Duration::from_secs(5));
+        let e = GatewayConfig::parse("[spool]\nsize = 1\n").expect_err("unknown key");
+        assert!(e.contains("size"), "{e}");
+    }
 }

@@ -131,6 +131,19 @@ impl App {
             d.admit()?;
         }
         let limit = crate::auth::body_limit(self.cfg.max_body_bytes);
+        // Admission before reading: a body announced by Content-Length is charged up front, so
+        // an overloaded gateway answers 429 without buffering it first.
+        let mut reservation = Reservation {
+            budget: self.budget.clone(),
+            permit: None,
+            kib: 0,
+        };
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if let Some(len) = announced {
+            reservation.grow_to(len.min(limit))?;
+        }
         let raw = to_bytes(body, limit)
             .await
             .map_err(|_| GatewayError::TooLarge { limit })?;
@@ -141,11 +154,6 @@ impl App {
             .or_else(|| default_encoding.map(str::to_owned));
         // The memory budget covers the body while it is decompressed, chunk by chunk, so a
         // decompression bomb is refused (429/413) before it is inflated, not after.
-        let mut reservation = Reservation {
-            budget: self.budget.clone(),
-            permit: None,
-            kib: 0,
-        };
         reservation.grow_to(raw.len())?;
         let data = decompress(raw, encoding.as_deref(), limit, &mut reservation)?;
         reservation.grow_to(data.len())?;
@@ -214,8 +222,37 @@ impl App {
         rows: TableRows,
     ) -> Result<usize, GatewayError> {
         let n = rows.rows.len();
+        // Decoded rows take several times their body's bytes: they are charged to the memory
+        // budget too (429 when it is used up), until their batch has answered.
+        let _rows_budget = self.reserve_rows(&rows.rows)?;
         self.batcher.submit(schema, rows.columns, rows.rows).await?;
         Ok(n)
+    }
+
+    /// Budget for decoded rows held in memory (values plus per-row overhead), held until dropped.
+    fn reserve_rows(
+        &self,
+        rows: &[crate::value::Row],
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, GatewayError> {
+        const ROW_OVERHEAD: usize = 48;
+        let bytes: usize = rows
+            .iter()
+            .map(|r| ROW_OVERHEAD + r.iter().map(|v| v.approx_size() + 16).sum::<usize>())
+            .sum();
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib == 0 {
+            return Ok(None);
+        }
+        self.budget
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map(Some)
+            .map_err(|_| {
+                metrics::ADMISSION_REFUSED
+                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
+                    .inc();
+                GatewayError::Overloaded("memory budget for decoded rows is used up".into())
+            })
     }
 
     /// Writes samples into the samples and series tables; both inserts must succeed.
@@ -229,6 +266,7 @@ impl App {
         let series_schema = self
             .schema(&self.database, &self.cfg.series_table, false)
             .await?;
+        check_timestamps(&samples, &samples_schema)?;
         let now = now_ms();
         crate::auth::charge(samples.len())?;
         let tenant = crate::auth::tenant_name();
@@ -362,6 +400,39 @@ fn decompress(
         }
         Some(other) => Err(GatewayError::UnsupportedMediaType(format!(
             "Content-Encoding `{other}` is not supported (use gzip, deflate, zstd or snappy)"
+        ))),
+    }
+}
+
+/// Refuses samples whose timestamp the samples table's time column cannot hold (it would be
+/// stored wrapped or clamped): `DateTime` holds 1970-01-01..2106-02-07, `DateTime64` is checked
+/// against 1900..2262 (what its Int64 nanoseconds cover).
+fn check_timestamps(samples: &[Sample], schema: &TableSchema) -> Result<(), GatewayError> {
+    use crate::types::ColumnType;
+    let ty = schema
+        .columns
+        .iter()
+        .find(|c| c.column.name == "timestamp")
+        .map(|c| c.column.ty.unwrap_low_cardinality().clone());
+    let (lo, hi, what) = match ty {
+        Some(ColumnType::DateTime) => (
+            0,
+            i64::from(u32::MAX) * 1000 + 999,
+            "DateTime (1970-01-01..2106-02-07)",
+        ),
+        Some(ColumnType::DateTime64(_)) => (
+            -2_208_988_800_000,
+            9_223_372_036_854,
+            "DateTime64 (1900..2262)",
+        ),
+        _ => return Ok(()),
+    };
+    match samples.iter().position(|s| !(lo..=hi).contains(&s.timestamp_ms)) {
+        None => Ok(()),
+        Some(i) => Err(GatewayError::BadRequest(format!(
+            "sample {}: timestamp {} ms is outside the range of column `timestamp` {what}; nothing was written",
+            i + 1,
+            samples[i].timestamp_ms
         ))),
     }
 }
@@ -523,7 +594,8 @@ async fn ingest_table(
         let (raw, _adm) = app.read_body(&headers, body, None).await?;
         let n = if arrow {
             let schema = app.schema(&db, &table, false).await?;
-            let rows = crate::arrow::rows(&raw, &schema)?;
+            crate::guard::arrow_stream(&raw)?;
+            let rows = crate::guard::no_panic("Arrow IPC", || crate::arrow::rows(&raw, &schema))?;
             app.write(schema, rows).await?
         } else {
             app.ingest_ndjson(&db, &table, &raw).await?
@@ -559,6 +631,8 @@ impl App {
             }
             Err(e) => return Err(e),
         };
+        // The parsed JSON objects are larger than the typed rows: free them before waiting.
+        drop(objects);
         self.write(schema, rows).await
     }
 }

@@ -276,7 +276,10 @@ impl Spool {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?.strip_suffix(".wal")?.parse().ok()
+                name.strip_prefix("seg-")?
+                    .strip_suffix(".wal")?
+                    .parse()
+                    .ok()
             })
             .collect();
         seqs.sort_unstable();
@@ -486,7 +489,10 @@ impl Spool {
             s.outstanding = s.outstanding.saturating_sub(1);
         }
         g.pending_bytes = g.pending_bytes.saturating_sub(u64::from(e.body_len));
-        if g.segments.get(&seq).is_some_and(|s| s.len >= self.cfg.segment_bytes) {
+        if g.segments
+            .get(&seq)
+            .is_some_and(|s| s.len >= self.cfg.segment_bytes)
+        {
             if let Err(err) = self.roll(&mut g) {
                 tracing::warn!(error = %err, "cannot start a new spool segment");
             }
@@ -553,6 +559,8 @@ impl Spool {
     fn free_bytes(&self) -> u64 {
         let mut g = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if g.0.elapsed() >= Duration::from_secs(1) {
+            // fsblkcnt_t / c_ulong are u64 on Linux x86_64 but not everywhere.
+            #[allow(clippy::unnecessary_cast)]
             let free = nix::sys::statvfs::statvfs(&self.dir)
                 .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
                 .unwrap_or(u64::MAX);

@@ -432,8 +432,38 @@ pub struct Reconciled {
 /// Waits for every replica to catch up (`SYSTEM SYNC REPLICA`), checks the replicas of each
 /// shard agree, then counts rows and distinct keys and looks up every acked key.
 pub async fn reconcile(rig: &Rig, db: &str, acked: &[u64]) -> Reconciled {
+    // Replicas agree once nothing is being inserted any more (an insert whose client gave up can
+    // still be running): sync and compare until they do.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (per_shard, keys) = counts(rig, db).await;
+        let agree = per_shard
+            .values()
+            .all(|c| c.windows(2).all(|w| w[0] == w[1]));
+        if agree {
+            let stored: u64 = per_shard.values().map(|c| c[0].0).sum();
+            let distinct: u64 = per_shard.values().map(|c| c[0].1).sum();
+            let lost = acked.iter().filter(|k| !keys.contains(k)).count() as u64;
+            return Reconciled {
+                stored,
+                distinct,
+                lost,
+                duplicated: stored - distinct,
+            };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas of a shard disagree: {per_shard:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+type ShardCounts = BTreeMap<u32, Vec<(u64, u64)>>;
+
+async fn counts(rig: &Rig, db: &str) -> (ShardCounts, HashSet<u64>) {
     let nodes = rig.nodes();
-    let mut per_shard: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut per_shard: ShardCounts = BTreeMap::new();
     let mut keys: HashSet<u64> = HashSet::new();
     for (i, n) in nodes.iter().enumerate() {
         rig.clickhouse(i)
@@ -454,22 +484,7 @@ pub async fn reconcile(rig: &Rig, db: &str, acked: &[u64]) -> Reconciled {
             keys.extend(list.lines().filter_map(|l| l.parse::<u64>().ok()));
         }
     }
-    let (mut stored, mut distinct) = (0, 0);
-    for (shard, counts) in &per_shard {
-        assert!(
-            counts.windows(2).all(|w| w[0] == w[1]),
-            "shard {shard}: replicas disagree: {counts:?}"
-        );
-        stored += counts[0].0;
-        distinct += counts[0].1;
-    }
-    let lost = acked.iter().filter(|k| !keys.contains(k)).count() as u64;
-    Reconciled {
-        stored,
-        distinct,
-        lost,
-        duplicated: stored - distinct,
-    }
+    (per_shard, keys)
 }
 
 /// Waits until ClickHouse node `name` answers.
