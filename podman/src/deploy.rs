@@ -52,17 +52,9 @@ pub struct Step {
 
 /// Labels (`key=value`) that select this topology's pods.
 pub fn selector(t: &Topology) -> Vec<String> {
-    let m = manifest::build(t, &Images::local()).ok().and_then(|m| {
-        m.objects
-            .first()
-            .map(|o| o.value["metadata"]["labels"][CLUSTER_LABEL].clone())
-    });
-    let cluster = m
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     vec![
         format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
-        format!("{CLUSTER_LABEL}={cluster}"),
+        format!("{CLUSTER_LABEL}={}", manifest::cluster_label_value(t)),
     ]
 }
 
@@ -345,16 +337,17 @@ pub fn down(loaded: &LoadedTopology, volumes: bool) -> Result<DownReport, Deploy
     let t = &loaded.topology;
     let mut report = DownReport::default();
     let ours = podman::pods(&selector(t))?;
+    // Names and volumes do not depend on the images.
+    let m = manifest::build(t, &Images::local())?;
     // Reverse start order: front doors first, Keeper last.
     for c in Component::ORDER.iter().rev() {
-        let names = manifest::build(t, &Images::local())?.pods(*c);
+        let names = m.pods(*c);
         for p in ours.iter().filter(|p| names.contains(&p.name)) {
             podman::podman(&["pod", "stop", "-t", "10", &p.name], None)?;
             podman::podman(&["pod", "rm", "-f", &p.name], None)?;
             report.pods.push(p.name.clone());
         }
     }
-    let m = manifest::build(t, &Images::local())?;
     for o in m.objects.iter().filter(|o| o.kind == "ConfigMap") {
         if volume_exists(&o.name) {
             podman::podman(&["volume", "rm", "-f", &o.name], None)?;

@@ -289,6 +289,11 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// The value of [`CLUSTER_LABEL`] for a topology (its cluster name as a valid label value).
+pub fn cluster_label_value(t: &Topology) -> String {
+    label_value(&t.cluster.name)
+}
+
 /// A label value Kubernetes accepts: alphanumerics, `-_.`, at most 63 characters.
 fn label_value(s: &str) -> String {
     let v: String = s
@@ -320,10 +325,7 @@ impl Builder<'_> {
         m.insert(MANAGED_BY.0.into(), json!(MANAGED_BY.1));
         m.insert(COMPONENT_LABEL.into(), json!(c.as_str()));
         m.insert(INSTANCE_LABEL.into(), json!(instance));
-        m.insert(
-            CLUSTER_LABEL.into(),
-            json!(label_value(&self.t.cluster.name)),
-        );
+        m.insert(CLUSTER_LABEL.into(), json!(cluster_label_value(self.t)));
         Value::Object(m)
     }
 
@@ -396,10 +398,7 @@ impl Builder<'_> {
         self.push(c, "Pod", name, pod);
         let mut selector = Map::new();
         selector.insert(INSTANCE_LABEL.into(), json!(name));
-        selector.insert(
-            CLUSTER_LABEL.into(),
-            json!(label_value(&self.t.cluster.name)),
-        );
+        selector.insert(CLUSTER_LABEL.into(), json!(cluster_label_value(self.t)));
         let svc = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "labels": self.labels(c, name)},
@@ -611,17 +610,17 @@ impl Builder<'_> {
             in_dir("dashboards"),
         );
         let instances = in_dir("instances");
-        for (i, g) in self.t.grafanas().iter().enumerate() {
+        for g in &self.t.grafanas() {
             let ini_name = format!("{}.ini", g.name);
             let ini = instances
                 .iter()
                 .find(|(n, _)| *n == ini_name)
                 .map(|(_, v)| v.clone());
-            self.grafana_pod(g, i, ini.unwrap_or_default());
+            self.grafana_pod(g, ini.unwrap_or_default());
         }
     }
 
-    fn grafana_pod(&mut self, g: &Instance, index: usize, ini: String) {
+    fn grafana_pod(&mut self, g: &Instance, ini: String) {
         let c = Component::Grafana;
         let config = format!("chgate-{}-config", g.name);
         self.config_map(c, &g.name, &config, vec![("grafana.ini".into(), ini)]);
@@ -645,7 +644,6 @@ impl Builder<'_> {
                 host: None,
             },
         ];
-        let _ = index;
         ct.mounts = vec![
             ("config".into(), "/etc/chgate/grafana".into()),
             (
