@@ -97,8 +97,8 @@ fn play(m: &Manifest, c: Component, network: &str) -> Result<(), DeployError> {
     }
 }
 
-/// podman 4.3 keeps a ConfigMap as a volume of the same name and does not refresh it on a new
-/// `kube play`: remove the component's pods and those volumes, so a changed topology takes effect.
+/// podman keeps a ConfigMap as a volume of the same name: remove the component's pods and
+/// those volumes before playing it, so each play starts from exactly the rendered files.
 fn remove_pods_and_config(m: &Manifest, c: Component) -> Result<(), DeployError> {
     for pod in m.pods(c) {
         if podman::podman(&["pod", "exists", &pod], None).is_ok() {
