@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod dlq;
 pub mod encode;
 mod error;
+pub mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod protocol;

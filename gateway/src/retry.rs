@@ -36,10 +36,38 @@ const TRANSIENT: &[u32] = &[
     1000, // POCO_EXCEPTION
 ];
 
+/// POCO_EXCEPTION (1000) is mostly network trouble, but 18.16 also raises it for malformed
+/// RowBinary/Native data ("Too large string size"): retrying those would only turn a client's
+/// bad rows into a 503 (found by the hostile-input suite).
+const POCO_BAD_DATA: &[&str] = &[
+    "Too large string size",
+    "Too large array size",
+    "Too large size",
+];
+
+/// MEMORY_LIMIT_EXCEEDED (241) for one allocation of a terabyte or more: a length read from
+/// malformed RowBinary/Native data, not memory pressure; retrying cannot succeed.
+fn absurd_allocation(message: &str) -> bool {
+    message
+        .split("attempt to allocate chunk of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|bytes| bytes >= 1 << 40)
+}
+
 /// Classifies an insert failure.
 pub fn classify(e: &Error) -> Class {
     match e {
         Error::Transport { .. } => Class::Retry,
+        Error::Server {
+            code: 1000,
+            message,
+            ..
+        } if POCO_BAD_DATA.iter().any(|m| message.contains(m)) => Class::Reject,
+        Error::Server {
+            code: 241, message, ..
+        } if absurd_allocation(message) => Class::Reject,
         Error::Server { code, status, .. } => {
             if TRANSIENT.contains(code) || (*code == 0 && *status >= 500) || *status == 503 {
                 Class::Retry
@@ -133,6 +161,38 @@ mod tests {
             assert_eq!(classify(&server(code, 500)), Class::Reject, "{code}");
         }
         assert_eq!(classify(&server(0, 502)), Class::Retry);
+    }
+
+    #[test]
+    fn poco_exception_for_malformed_rowbinary_is_bad_data_not_a_503() {
+        // Regression (hostile suite): garbage RowBinary through the ClickHouse-compatible
+        // endpoint made 18.16 answer Code 1000 "Too large string size", retried into a 503.
+        let e = Error::Server {
+            host: "h".into(),
+            code: 1000,
+            message:
+                "Poco::Exception. Code: 1000, e.displayText() = Exception: Too large string size."
+                    .into(),
+            status: 500,
+        };
+        assert_eq!(classify(&e), Class::Reject);
+        assert_eq!(
+            classify(&server(1000, 500)),
+            Class::Retry,
+            "other Poco errors stay transient"
+        );
+        let huge = Error::Server {
+            host: "h".into(),
+            code: 241,
+            message: "Memory limit (for query) exceeded: would use 4.00 TiB (attempt to allocate chunk of 4398046511104 bytes), maximum: 3.73 GiB".into(),
+            status: 500,
+        };
+        assert_eq!(classify(&huge), Class::Reject);
+        assert_eq!(
+            classify(&server(241, 500)),
+            Class::Retry,
+            "real memory pressure is retried"
+        );
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl TokenSource for PgSource {
     fn lookup<'a>(&'a self, key_id: &'a str) -> Lookup<'a> {
         Box::pin(async move {
             let mut guard = self.client.lock().await;
-            if guard.as_ref().map_or(true, tokio_postgres::Client::is_closed) {
+            if !matches!(guard.as_ref(), Some(c) if !c.is_closed()) {
                 *guard = Some(self.settings.connect().await?);
             }
             let client = guard.as_ref().ok_or(StoreError::Timeout(Duration::ZERO))?;
@@ -184,8 +184,7 @@ impl Authenticator {
             .record(&presented.key_id)
             .await?
             .ok_or(Denied::Unauthorized)?;
-        if !record.active || !token::verify(&record.salt, &presented.secret, &record.secret_hash)
-        {
+        if !record.active || !token::verify(&record.salt, &presented.secret, &record.secret_hash) {
             return Err(Denied::Unauthorized);
         }
         let max_body_bytes = record.quota.max_body_bytes;
@@ -230,7 +229,11 @@ impl Authenticator {
     fn stale(&self, key_id: &str, why: &str) -> Result<Option<Arc<TokenRecord>>, Denied> {
         crate::metrics::AUTH_BACKEND_ERRORS.inc();
         let hit = self.cached(key_id, self.cfg.cache_ttl + self.cfg.stale_grace);
-        tracing::warn!(error = why, stale_hit = hit.is_some(), "token lookup in PostgreSQL failed");
+        tracing::warn!(
+            error = why,
+            stale_hit = hit.is_some(),
+            "token lookup in PostgreSQL failed"
+        );
         match hit {
             Some(Some(record)) => Ok(Some(record)),
             _ => Err(Denied::Unavailable),
@@ -415,9 +418,10 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     CALLER
         .scope(caller, async move {
             if req.uri().path() == "/" {
-                let params = axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
-                    .map(|q| q.0)
-                    .unwrap_or_default();
+                let params =
+                    axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
+                        .map(|q| q.0)
+                        .unwrap_or_default();
                 let header_db = req
                     .headers()
                     .get("X-ClickHouse-Database")

@@ -128,7 +128,11 @@ impl Grant {
     /// A message naming the bad grant.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (db, table) = s.split_once('.').unwrap_or((s, "*"));
-        let ok = |x: &str| !x.is_empty() && x.len() <= 128 && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let ok = |x: &str| {
+            !x.is_empty()
+                && x.len() <= 128
+                && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
         if !ok(db) || !(table == "*" || ok(table)) {
             return Err(format!(
                 "grant `{s}`: expected DATABASE.TABLE or DATABASE.* (letters, digits, _)"
@@ -142,13 +146,18 @@ impl Grant {
 
     /// Whether this grant covers `db.table`.
     pub fn allows(&self, db: &str, table: &str) -> bool {
-        self.database == db && self.table.as_deref().map_or(true, |t| t == table)
+        self.database == db && !matches!(self.table.as_deref(), Some(t) if t != table)
     }
 }
 
 impl std::fmt::Display for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.database, self.table.as_deref().unwrap_or("*"))
+        write!(
+            f,
+            "{}.{}",
+            self.database,
+            self.table.as_deref().unwrap_or("*")
+        )
     }
 }
 
@@ -196,7 +205,11 @@ WHERE t.key_id = $1";
 /// # Errors
 /// [`StoreError::Query`].
 pub async fn lookup(client: &Client, key_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-    let Some(row) = client.query_opt(LOOKUP, &[&key_id]).await.map_err(q("token lookup"))? else {
+    let Some(row) = client
+        .query_opt(LOOKUP, &[&key_id])
+        .await
+        .map_err(q("token lookup"))?
+    else {
         return Ok(None);
     };
     let grants: Vec<String> = row.get(7);
@@ -298,7 +311,10 @@ async fn insert_token(
     Ok(t)
 }
 
-async fn tenant_id(client: &impl tokio_postgres::GenericClient, name: &str) -> Result<i64, StoreError> {
+async fn tenant_id(
+    client: &impl tokio_postgres::GenericClient,
+    name: &str,
+) -> Result<i64, StoreError> {
     client
         .query_opt("SELECT id FROM gateway_tenants WHERE name = $1", &[&name])
         .await
@@ -356,7 +372,10 @@ pub async fn revoke(client: &Client, name: &str, key_id: Option<&str>) -> Result
         }
         None => {
             client
-                .execute("UPDATE gateway_tenants SET disabled = true WHERE id = $1", &[&id])
+                .execute(
+                    "UPDATE gateway_tenants SET disabled = true WHERE id = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(q("disable tenant"))?;
             client

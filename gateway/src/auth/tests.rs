@@ -77,7 +77,9 @@ async fn wrong_secret_unknown_key_and_missing_header_are_one_401() {
     };
     p.secret = "A".repeat(43);
     assert_eq!(
-        auth.authenticate(&Credentials::Token(p.clone())).await.err(),
+        auth.authenticate(&Credentials::Token(p.clone()))
+            .await
+            .err(),
         Some(Denied::Unauthorized)
     );
     p.key_id = "0123456789abcdef".into();

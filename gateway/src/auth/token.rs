@@ -151,7 +151,10 @@ mod tests {
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).expect("ascii"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(v).expect("ascii"),
+        );
         h
     }
 
@@ -165,7 +168,10 @@ mod tests {
         assert_eq!(p.key_id, a.key_id);
         assert!(verify(&a.salt, &p.secret, &a.secret_hash));
         assert!(!verify(&b.salt, &p.secret, &a.secret_hash), "salt matters");
-        assert!(!format!("{a:?}").contains(&p.secret), "Debug hides the secret");
+        assert!(
+            !format!("{a:?}").contains(&p.secret),
+            "Debug hides the secret"
+        );
     }
 
     #[test]
@@ -184,7 +190,13 @@ mod tests {
             }
         }
         assert_eq!(credentials(&HeaderMap::new()), Credentials::Missing);
-        for bad in ["Bearer", "Bearer chg_x", "Digest abc", "Basic !!!", "Basic Zm9v"] {
+        for bad in [
+            "Bearer",
+            "Bearer chg_x",
+            "Digest abc",
+            "Basic !!!",
+            "Basic Zm9v",
+        ] {
             assert_eq!(credentials(&headers(bad)), Credentials::Malformed, "{bad}");
         }
     }

@@ -39,7 +39,10 @@ async fn tenants_db(rig: &Rig) -> PgSettings {
 
 async fn tenant(pg: &PgSettings, name: &str, grants: &[&str], quota: Quota) -> String {
     let mut c = pg.connect().await.expect("connect");
-    let grants: Vec<Grant> = grants.iter().map(|g| Grant::parse(g).expect("grant")).collect();
+    let grants: Vec<Grant> = grants
+        .iter()
+        .map(|g| Grant::parse(g).expect("grant"))
+        .collect();
     store::create_tenant(&mut c, name, &grants, &quota)
         .await
         .expect("create tenant")
@@ -78,15 +81,26 @@ async fn gateway(rig: &Rig, db: &str, pg: PgSettings, ttl: Duration) -> AuthGate
         let shutdown = async {
             let _ = rx.await;
         };
-        chgate_gateway::run::serve_on_with(listener, cfg, &topology, &password, Some(auth), shutdown)
-            .await
-            .expect("gateway ran");
+        chgate_gateway::run::serve_on_with(
+            listener,
+            cfg,
+            &topology,
+            &password,
+            Some(auth),
+            shutdown,
+        )
+        .await
+        .expect("gateway ran");
     });
     AuthGateway { url, stop, task }
 }
 
 impl AuthGateway {
-    async fn influx(&self, auth: Option<(&str, &str)>, body: &str) -> (u16, String, Option<String>) {
+    async fn influx(
+        &self,
+        auth: Option<(&str, &str)>,
+        body: &str,
+    ) -> (u16, String, Option<String>) {
         let mut req = http()
             .post(format!("{}/write?precision=s", self.url))
             .body(body.to_owned());
@@ -98,7 +112,11 @@ impl AuthGateway {
             .headers()
             .get("retry-after")
             .map(|v| v.to_str().unwrap_or("").to_owned());
-        (resp.status().as_u16(), resp.text().await.unwrap_or_default(), retry)
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+            retry,
+        )
     }
 
     async fn stop(self) {
@@ -112,10 +130,14 @@ fn bearer(t: &str) -> (&'static str, String) {
 }
 
 async fn tenant_rows(rig: &Rig, db: &str, tenant: &str) -> u64 {
-    per_shard_counts(rig, &format!("{db}.samples_local"), &format!("tenant = '{tenant}'"))
-        .await
-        .iter()
-        .sum()
+    per_shard_counts(
+        rig,
+        &format!("{db}.samples_local"),
+        &format!("tenant = '{tenant}'"),
+    )
+    .await
+    .iter()
+    .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +172,10 @@ async fn unauthenticated_revoked_and_cross_tenant_writes_are_refused_and_write_n
         .expect("send");
     assert_eq!(ndjson.status(), 403);
     let insert = http()
-        .post(format!("{}/?query=INSERT%20INTO%20{db}.samples%20FORMAT%20JSONEachRow", gw.url))
+        .post(format!(
+            "{}/?query=INSERT%20INTO%20{db}.samples%20FORMAT%20JSONEachRow",
+            gw.url
+        ))
         .header(k, &v)
         .body("{\"metric\":\"m\",\"series_id\":1,\"timestamp\":1700000000,\"value\":1}\n")
         .send()
@@ -165,7 +190,10 @@ async fn unauthenticated_revoked_and_cross_tenant_writes_are_refused_and_write_n
     assert_eq!(s, 204, "{b}");
     let token_hdr = format!("Token {alice}");
     let (s, b, _) = gw
-        .influx(Some(("authorization", &token_hdr)), "auth_probe,host=b value=2 1700000000\n")
+        .influx(
+            Some(("authorization", &token_hdr)),
+            "auth_probe,host=b value=2 1700000000\n",
+        )
         .await;
     assert_eq!(s, 204, "{b}");
     let basic = http()
@@ -184,7 +212,12 @@ async fn unauthenticated_revoked_and_cross_tenant_writes_are_refused_and_write_n
         .send()
         .await
         .expect("send");
-    assert_eq!(spoof.status(), 200, "{}", spoof.text().await.unwrap_or_default());
+    assert_eq!(
+        spoof.status(),
+        200,
+        "{}",
+        spoof.text().await.unwrap_or_default()
+    );
     let system = http()
         .post(format!("{}/ingest/system/tables", gw.url))
         .header(k, &v)
@@ -196,16 +229,35 @@ async fn unauthenticated_revoked_and_cross_tenant_writes_are_refused_and_write_n
     assert_eq!(system.status(), 403);
 
     // Revoked: 401 once the cache entry expires.
-    let key_id = chgate_gateway::auth::token::parse(&alice).expect("format").key_id;
+    let key_id = chgate_gateway::auth::token::parse(&alice)
+        .expect("format")
+        .key_id;
     let c = pg.connect().await.expect("connect");
-    assert_eq!(store::revoke(&c, "alice", Some(&key_id)).await.expect("revoke"), 1);
+    assert_eq!(
+        store::revoke(&c, "alice", Some(&key_id))
+            .await
+            .expect("revoke"),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(gw.influx(Some((k, &v)), line).await.0, 401);
 
     gw.stop().await;
-    assert_eq!(tenant_rows(rig, &db, "alice").await, 4, "3 Influx lines + 1 NDJSON row");
-    assert_eq!(tenant_rows(rig, &db, "bob").await, 0, "nothing in bob's name");
-    assert_eq!(tenant_rows(rig, &db, "").await, 0, "nothing unauthenticated");
+    assert_eq!(
+        tenant_rows(rig, &db, "alice").await,
+        4,
+        "3 Influx lines + 1 NDJSON row"
+    );
+    assert_eq!(
+        tenant_rows(rig, &db, "bob").await,
+        0,
+        "nothing in bob's name"
+    );
+    assert_eq!(
+        tenant_rows(rig, &db, "").await,
+        0,
+        "nothing unauthenticated"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,12 +288,18 @@ async fn quota_exceeded_gets_429_with_retry_after_and_other_tenants_are_unaffect
     assert!((1..=6).contains(&retry), "Retry-After {retry}");
     // Another tenant is unaffected meanwhile.
     for i in 0..5 {
-        let (s, b, _) = gw.influx(Some((kf, &vf)), &lines(50, &format!("f{i}"))).await;
+        let (s, b, _) = gw
+            .influx(Some((kf, &vf)), &lines(50, &format!("f{i}")))
+            .await;
         assert_eq!(s, 204, "{b}");
     }
     // The tenant's body limit: 413.
     let big = "x".repeat(5000);
-    assert_eq!(gw.influx(Some((kf, &vf)), &big).await.0, 400, "fast has no body quota");
+    assert_eq!(
+        gw.influx(Some((kf, &vf)), &big).await.0,
+        400,
+        "fast has no body quota"
+    );
     assert_eq!(gw.influx(Some((ks, &vs)), &big).await.0, 413);
     gw.stop().await;
     assert_eq!(tenant_rows(rig, &db, "slow").await, 60);
