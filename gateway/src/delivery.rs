@@ -163,6 +163,7 @@ impl Delivery {
             .collect();
         let mut blocks = Vec::new();
         let mut bytes = 0;
+        let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
         for part in self.writer.plan(schema, columns, rows) {
             let mut block = Vec::new();
             let mut offsets = Vec::with_capacity(part.rows.len());
@@ -179,7 +180,11 @@ impl Delivery {
                     id: 0,
                     lane: part.lane,
                     table: schema.full_name(),
-                    sql: part.sql,
+                    sql: format!(
+                        "INSERT INTO {} ({}) FORMAT RowBinary",
+                        part.target,
+                        names.join(", ")
+                    ),
                     columns: spec.clone(),
                     rows: part.rows.len() as u32,
                     created_ms: now,
@@ -344,14 +349,10 @@ impl Delivery {
             rows.extend_from_slice(&block.rows(*i, i + 1));
         }
         let cols: Vec<String> = e.meta.columns.iter().map(|(n, _)| quote_ident(n)).collect();
-        let table = e
-            .meta
-            .table
-            .split_once('.')
-            .map_or_else(
-                || quote_ident(&e.meta.table),
-                |(d, t)| format!("{}.{}", quote_ident(d), quote_ident(t)),
-            );
+        let table = e.meta.table.split_once('.').map_or_else(
+            || quote_ident(&e.meta.table),
+            |(d, t)| format!("{}.{}", quote_ident(d), quote_ident(t)),
+        );
         let entry = DeadLetter {
             id: format!("{}-{}", e.meta.created_ms, e.meta.id),
             table: e.meta.table.clone(),

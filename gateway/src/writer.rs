@@ -106,12 +106,12 @@ pub struct Writer {
     breakers: Arc<Vec<Breaker>>,
 }
 
-/// One lane's share of a batch: where it goes, the insert statement, and its rows.
+/// One lane's share of a batch: where it goes, the table it is inserted into, and its rows.
 pub struct LaneRows<'a> {
     /// The lane.
     pub lane: Lane,
-    /// `INSERT INTO target (cols) FORMAT RowBinary`.
-    pub sql: String,
+    /// Quoted `db.table`: the shard's local table, or the Distributed (or plain) table.
+    pub target: String,
     /// The rows.
     pub rows: Vec<&'a Row>,
 }
@@ -180,21 +180,14 @@ impl Writer {
         &self.settings
     }
 
-    /// Splits rows into lanes as [`Writer::write`] would place them, each with its RowBinary
-    /// insert statement (the spooled path: RowBinary blocks can be split by row offsets).
+    /// Splits rows into lanes: in shard-aware mode (when the table's sharding key allows it) one
+    /// per shard with its local table as target, else one Distributed lane (the table itself).
     pub fn plan<'a>(
         &self,
         schema: &TableSchema,
         columns: &[Column],
         rows: &'a [Row],
     ) -> Vec<LaneRows<'a>> {
-        let cols: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let sql = |target: String| {
-            format!(
-                "INSERT INTO {target} ({}) FORMAT RowBinary",
-                cols.join(", ")
-            )
-        };
         let shards = self.cluster.shards.len();
         let placement = match (self.settings.mode, &schema.distributed) {
             (WriteMode::ShardAware, Some(_)) => shard_of_rows(schema, columns, rows, shards),
@@ -216,18 +209,18 @@ impl Writer {
                     .filter(|(_, r)| !r.is_empty())
                     .map(|(s, rows)| LaneRows {
                         lane: Lane::Shard(s),
-                        sql: sql(target.clone()),
+                        target: target.clone(),
                         rows,
                     })
                     .collect()
             }
             _ => vec![LaneRows {
                 lane: Lane::Distributed,
-                sql: sql(format!(
+                target: format!(
                     "{}.{}",
                     quote_ident(&schema.database),
                     quote_ident(&schema.table)
-                )),
+                ),
                 rows: rows.iter().collect(),
             }],
         }
@@ -282,78 +275,46 @@ impl Writer {
         if rows.is_empty() {
             return Ok(WriteReport::default());
         }
-        let shards = self.cluster.shards.len();
-        let placement = match (self.settings.mode, &schema.distributed) {
-            (WriteMode::ShardAware, Some(_)) => shard_of_rows(schema, columns, rows, shards),
-            _ => None,
-        };
-        match (placement, &schema.distributed) {
-            (Some(place), Some(d)) => {
-                let mut per_shard: Vec<Vec<&Row>> = vec![Vec::new(); shards];
-                for (row, s) in rows.iter().zip(place) {
-                    per_shard[s].push(row);
-                }
-                let target = format!(
-                    "{}.{}",
-                    quote_ident(&d.local_database),
-                    quote_ident(&d.local_table)
-                );
-                let jobs = per_shard
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| !r.is_empty())
-                    .map(|(s, shard_rows)| {
-                        let body = encode::encode(self.settings.format, columns, shard_rows);
-                        let replicas: Vec<&Replica> = self.cluster.shards[s].iter().collect();
-                        self.insert(
-                            schema,
-                            &target,
-                            columns,
-                            body,
-                            (replicas, Some(Lane::Shard(s))),
-                            &[],
-                            shard_rows.len(),
-                        )
-                    });
-                let results = futures_util::future::join_all(jobs).await;
-                let mut total = WriteReport::default();
-                for r in results {
-                    let r = r?;
-                    total.rows += r.rows;
-                    total.bytes += r.bytes;
-                    total.retries += r.retries;
-                }
-                Ok(total)
-            }
-            _ => {
-                let body = encode::encode(self.settings.format, columns, rows);
-                let target = format!(
-                    "{}.{}",
-                    quote_ident(&schema.database),
-                    quote_ident(&schema.table)
-                );
-                let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
-                let all: Vec<&Replica> = self.cluster.all().collect();
-                let n = all.len().max(1);
-                let rotated: Vec<&Replica> = (0..all.len()).map(|i| all[(start + i) % n]).collect();
-                let sync = [("insert_distributed_sync", "1")];
-                let settings: &[(&str, &str)] = if schema.distributed.is_some() {
-                    &sync
-                } else {
-                    &[]
+        const SYNC: [(&str, &str); 1] = [("insert_distributed_sync", "1")];
+        let jobs = self
+            .plan(schema, columns, rows)
+            .into_iter()
+            .map(|part| async move {
+                let body = encode::encode(self.settings.format, columns, &part.rows);
+                let (replicas, extra): (Vec<&Replica>, &[(&str, &str)]) = match part.lane {
+                    Lane::Shard(s) => (self.cluster.shards[s].iter().collect(), &[]),
+                    // Every replica, starting at the next one (round-robin); sync inserts so an ack
+                    // means the rows are on their shards, not in a Distributed queue.
+                    Lane::Distributed => (
+                        self.rotated(),
+                        if schema.distributed.is_some() {
+                            &SYNC
+                        } else {
+                            &[]
+                        },
+                    ),
                 };
-                self.insert(
-                    schema,
-                    &target,
-                    columns,
-                    body,
-                    (rotated, Some(Lane::Distributed)),
-                    settings,
-                    rows.len(),
-                )
-                .await
-            }
+                let n = part.rows.len();
+                let lane = (replicas, Some(part.lane));
+                self.insert(schema, &part.target, columns, body, lane, extra, n)
+                    .await
+            });
+        let mut total = WriteReport::default();
+        for r in futures_util::future::join_all(jobs).await {
+            let r = r?;
+            total.rows += r.rows;
+            total.bytes += r.bytes;
+            total.retries += r.retries;
         }
+        Ok(total)
+    }
+
+    /// Every replica, starting at the next one in round-robin order.
+    fn rotated(&self) -> Vec<&Replica> {
+        let all: Vec<&Replica> = self.cluster.all().collect();
+        let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
+        let n = all.len().max(1);
+        (0..all.len()).map(|i| all[(start + i) % n]).collect()
     }
 
     /// Sends an already-encoded insert (ClickHouse-compatible pass-through) with retries.
@@ -367,10 +328,7 @@ impl Writer {
         settings: &[(&str, &str)],
         body: Bytes,
     ) -> Result<WriteReport, GatewayError> {
-        let all: Vec<&Replica> = self.cluster.all().collect();
-        let start = self.cluster.next.fetch_add(1, Ordering::Relaxed);
-        let n = all.len().max(1);
-        let rotated: Vec<&Replica> = (0..all.len()).map(|i| all[(start + i) % n]).collect();
+        let rotated = self.rotated();
         self.send(schema, sql, settings.to_vec(), body, (&rotated, None), 0)
             .await
     }
@@ -443,7 +401,7 @@ impl Writer {
                         rows,
                         bytes: body.len(),
                         retries: attempt,
-                    })
+                    });
                 }
                 Err(e) => {
                     last = e.to_string();

@@ -28,6 +28,46 @@ fn assert_exact(case: u32, s: &Stats, r: &crate::support::Reconciled, gw: &Gatew
     );
 }
 
+/// A case's database, gateway (`ack = "spooled"`) and exclusive hold on the rig.
+struct Setup {
+    rig: &'static Rig,
+    db: String,
+    dir: tempfile::TempDir,
+    gw: GatewayProc,
+    _x: tokio::sync::RwLockWriteGuard<'static, ()>,
+}
+
+async fn setup(prefix: &str, extra_column: &str) -> Setup {
+    let rig = rig().await;
+    let db = events_db(rig, prefix, extra_column, "").await;
+    let _x = rig.exclusive().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    Setup {
+        rig,
+        db,
+        dir,
+        gw,
+        _x,
+    }
+}
+
+/// Stops the load, waits for the spool to drain, reconciles and checks it is exact.
+async fn finish(
+    case: u32,
+    rig: &Rig,
+    db: &str,
+    gw: &GatewayProc,
+    load: Load,
+    drain: Duration,
+) -> (Stats, crate::support::Reconciled) {
+    let s = load.stop().await;
+    gw.wait_drained(drain).await;
+    let r = reconcile(rig, db, &s.acked).await;
+    assert_exact(case, &s, &r, gw);
+    (s, r)
+}
+
 async fn stop_nodes(rig: &Rig, names: &[&str]) {
     for n in names {
         rig.stop_node(n);
@@ -52,11 +92,13 @@ fn shard2_node(rig: &Rig) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case1_sigkill_gateway_under_load_loses_and_duplicates_nothing() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults1", "", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir: _dir,
+        mut gw,
+        _x,
+    } = setup("faults1", "").await;
     let load = Load::start(&gw.url, &db, Shape::default());
     let kills = pick(4, 20);
     for _ in 0..kills {
@@ -94,11 +136,13 @@ async fn case1_sigkill_gateway_under_load_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case2_one_replica_of_each_shard_down_only_429_503() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults2", "", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir: _dir,
+        gw,
+        _x,
+    } = setup("faults2", "").await;
     let load = Load::start(&gw.url, &db, Shape::default());
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Replica 1 is where each lane's first attempt goes: stopping it forces failover.
@@ -107,10 +151,7 @@ async fn case2_one_replica_of_each_shard_down_only_429_503() {
     tokio::time::sleep(pick(Duration::from_secs(5), Duration::from_secs(20))).await;
     start_nodes(rig, &down).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let s = load.stop().await;
-    gw.wait_drained(Duration::from_secs(60)).await;
-    let r = reconcile(rig, &db, &s.acked).await;
-    assert_exact(2, &s, &r, &gw);
+    let (s, r) = finish(2, rig, &db, &gw, load, Duration::from_secs(60)).await;
     assert!(
         s.unexpected().is_empty(),
         "only 2xx/429/503: {}",
@@ -127,11 +168,13 @@ async fn case2_one_replica_of_each_shard_down_only_429_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case3_shard1_down_spools_its_rows_while_shard2_keeps_ingesting() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults3", "", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir: _dir,
+        gw,
+        _x,
+    } = setup("faults3", "").await;
     let load = Load::start(&gw.url, &db, Shape::default());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = ["ch-s1r1", "ch-s1r2"];
@@ -146,10 +189,7 @@ async fn case3_shard1_down_spools_its_rows_while_shard2_keeps_ingesting() {
     let breaker = gw.metric("chgate_shard_breaker_open{shard=\"1\"}").await;
     start_nodes(rig, &down).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let s = load.stop().await;
-    gw.wait_drained(Duration::from_secs(120)).await;
-    let r = reconcile(rig, &db, &s.acked).await;
-    assert_exact(3, &s, &r, &gw);
+    let (s, r) = finish(3, rig, &db, &gw, load, Duration::from_secs(120)).await;
     let (n0, n1): (u64, u64) = (shard2_0.parse().expect("n"), shard2_1.parse().expect("n"));
     assert!(acked1 > acked0, "acks continued while shard 1 was down");
     assert!(n1 > n0, "shard 2 kept ingesting: {n0} -> {n1}");
@@ -171,11 +211,13 @@ async fn case3_shard1_down_spools_its_rows_while_shard2_keeps_ingesting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case4_keeper_minority_is_invisible_majority_is_backpressure_without_loss() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults4", "", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir: _dir,
+        gw,
+        _x,
+    } = setup("faults4", "").await;
     let load = Load::start(&gw.url, &db, Shape::default());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = load.snapshot();
@@ -197,10 +239,7 @@ async fn case4_keeper_minority_is_invisible_majority_is_backpressure_without_los
     let two_down = load.snapshot();
     start_nodes(rig, &["keeper-1", "keeper-2"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let s = load.stop().await;
-    gw.wait_drained(Duration::from_secs(180)).await;
-    let r = reconcile(rig, &db, &s.acked).await;
-    assert_exact(4, &s, &r, &gw);
+    let (s, r) = finish(4, rig, &db, &gw, load, Duration::from_secs(180)).await;
     assert_eq!(minority_errors, 0, "1 of 3 Keeper nodes down is invisible");
     assert!(max_spool > 0.0, "inserts were held back in the spool");
     report(
@@ -271,10 +310,7 @@ async fn case5_too_many_parts_gives_429_then_recovers_without_loss() {
         );
     }
     let recovery = t.elapsed();
-    let s = load.stop().await;
-    gw.wait_drained(Duration::from_secs(120)).await;
-    let r = reconcile(rig, &db, &s.acked).await;
-    assert_exact(5, &s, &r, &gw);
+    let (s, r) = finish(5, rig, &db, &gw, load, Duration::from_secs(120)).await;
     assert!(s.unexpected().is_empty(), "{}", statuses(&s));
     report(
         5,
@@ -292,11 +328,13 @@ async fn case5_too_many_parts_gives_429_then_recovers_without_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case6_corrupt_spool_tail_is_truncated_reported_and_the_rest_replayed() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults6", "", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir: _dir,
+        mut gw,
+        _x,
+    } = setup("faults6", "").await;
     // Shard 1 down: its blocks stay in the spool, so the restart has something to replay.
     let down = ["ch-s1r1", "ch-s1r2"];
     stop_nodes(rig, &down).await;
@@ -348,11 +386,13 @@ async fn case6_corrupt_spool_tail_is_truncated_reported_and_the_rest_replayed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case7_poison_rows_go_to_the_dlq_and_replay_once_after_the_fix() {
-    let rig = rig().await;
-    let db = events_db(rig, "faults7", ", chk UInt8 DEFAULT throwIf(v = 13)", "").await;
-    let _x = rig.exclusive().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = GatewayProc::start(dir.path(), &db, "spooled", "").await;
+    let Setup {
+        rig,
+        db,
+        dir,
+        gw,
+        _x,
+    } = setup("faults7", ", chk UInt8 DEFAULT throwIf(v = 13)").await;
     let shape = Shape {
         poison_every: 97,
         ..Shape::default()
