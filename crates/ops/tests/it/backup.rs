@@ -61,6 +61,17 @@ async fn backup_drop_tables_restore_gives_equal_row_counts_per_shard() {
         m.duration_s
     );
 
+    // `chgate backup list` sees it.
+    let out = std::process::Command::new(chgate_harness::chgate_bin())
+        .arg("--config")
+        .arg(chgate_harness::topology_path())
+        .args(["backup", "list", "--json", "--dir"])
+        .arg(tmp.path())
+        .output()
+        .expect("run chgate backup list");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json list");
+    assert_eq!(listed[0]["id"], m.id.as_str(), "{listed}");
+
     // Drop every table of the database on every host, then restore.
     let c = rig.clickhouse(0);
     for t in [

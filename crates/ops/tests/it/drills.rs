@@ -17,6 +17,22 @@ use crate::common::{
 
 const BATCH: usize = 50;
 
+/// `chgate status` (the binary) exits 2 and names `component` in its problem list.
+fn assert_cli_degraded(component: &str) {
+    let out = std::process::Command::new(chgate_harness::chgate_bin())
+        .arg("--config")
+        .arg(chgate_harness::topology_path())
+        .arg("status")
+        .output()
+        .expect("run chgate status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("STATUS: DEGRADED") && text.contains(&format!("  {component}: ")),
+        "{text}"
+    );
+}
+
 /// Traffic through HAProxy while a drill runs: one batch of [`BATCH`] rows (its own metric
 /// name) every `every`, until stopped.
 struct Load {
@@ -103,6 +119,7 @@ async fn drill_gateway_killed_behind_haproxy() {
     )
     .await;
     eprintln!("[drill gateway] HAProxy took gateway-1 out after {took:?}");
+    assert_cli_degraded("gateway-1");
     tokio::time::sleep(Duration::from_secs(1)).await;
     f.rig.start_node("gateway-1");
     let back = wait_healthy(&f.ops, Duration::from_secs(30)).await;
@@ -333,6 +350,7 @@ async fn drill_replica_data_dir_wiped_and_rebuilt_from_its_peer() {
     })
     .await;
     eprintln!("[drill wipe] ch-s2r2 up and empty after {took:?}");
+    assert_cli_degraded("ch-s2r2");
     let r = rebuild::rebuild_replica(&f.ops, "ch-s2r2", &|m| eprintln!("[rebuild] {m}"))
         .await
         .expect("rebuild consistent with the peer");

@@ -98,6 +98,21 @@ mod tests {
     }
 
     #[test]
+    fn four_letter_words_that_chgate_status_sends_are_whitelisted() {
+        // `chgate status` reads `mntr` and readiness reads `srvr`; ZooKeeper 3.5+ answers a word
+        // outside `4lw.commands.whitelist` with "is not executed because it is not in the whitelist".
+        let t = Topology::default();
+        let c = zoo_cfg(&t, &t.keeper_nodes()[0], Path::new("/d"));
+        let line = c
+            .lines()
+            .find_map(|l| l.strip_prefix("4lw.commands.whitelist="))
+            .expect("whitelist line");
+        for word in ["mntr", "srvr", "ruok"] {
+            assert!(line.split(',').any(|w| w == word), "{word} in {line}");
+        }
+    }
+
+    #[test]
     fn keeper_xml_is_a_drop_in_for_the_same_ensemble() {
         let t = Topology::default();
         let k = &t.keeper_nodes()[0];
