@@ -33,7 +33,7 @@ pub enum BackupCommand {
         #[arg(long)]
         no_postgres: bool,
     },
-    /// List backups: id, time, size, rows per shard.
+    /// List backups: id, creation time, size, duration and what each holds.
     List {
         /// Parent directory of backups (default: <state_dir>/backups).
         #[arg(long)]

@@ -216,7 +216,14 @@ pub async fn backup(
             tables: Vec::new(),
         };
         for db in databases {
-            for t in list_tables(&c, db).await? {
+            let tables = list_tables(&c, db).await?;
+            if tables.is_empty() {
+                progress(&format!(
+                    "shard {shard} ({}): database {db} has no tables",
+                    node.name
+                ));
+            }
+            for t in tables {
                 let zk = zookeeper_path(&c, db, &t.name).await?;
                 if let Some(first) = shared_with(&out.shards, zk.as_deref()) {
                     progress(&format!(
