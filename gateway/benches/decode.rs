@@ -6,41 +6,10 @@
 #![allow(missing_docs)]
 
 use chgate_gateway::protocol::{influx, otlp, remote_write, series, Sample};
-use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-/// Criterion measurement of the current thread's CPU time, in nanoseconds.
-struct ThreadCpu(WallTime);
-
-impl Measurement for ThreadCpu {
-    type Intermediate = ThreadTime;
-    type Value = f64;
-
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, start: ThreadTime) -> f64 {
-        start.elapsed().as_nanos() as f64
-    }
-    fn add(&self, a: &f64, b: &f64) -> f64 {
-        a + b
-    }
-    fn zero(&self) -> f64 {
-        0.0
-    }
-    fn to_f64(&self, v: &f64) -> f64 {
-        *v
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Values are nanoseconds, exactly what the wall-time formatter expects.
-        self.0.formatter()
-    }
-}
-
-fn cpu() -> Criterion<ThreadCpu> {
-    Criterion::default().with_measurement(ThreadCpu(WallTime))
-}
+mod common;
+use common::{cpu, ThreadCpu};
 
 const SERIES: usize = 10_000;
 

@@ -1,13 +1,30 @@
-//! Parse + encode throughput (samples/s) of the gateway's hot path, without the network:
-//! request body → decoder → rows for the samples/series tables → Native (or RowBinary) bytes.
-//! Run with `cargo bench -p chgate-gateway --bench pipeline`. Benchmarks only, no timing asserts.
+//! Parse + encode throughput (samples/s per core) of the gateway's hot path, without the
+//! network: request body → decoder → rows for the samples/series tables → Native (or RowBinary)
+//! bytes. Run with `cargo bench -p chgate-gateway --bench pipeline`. Benchmarks only, no timing
+//! asserts.
+//!
+//! - Time is the benchmark thread's CPU time (see `common`), so figures are per core.
+//! - The global allocator is mimalloc, as in the `chgate` binary that runs the gateway.
+//! - `steady` = the gateway's normal state: every series was written within `series_refresh`,
+//!   so the series cache skips series rows and a request becomes sample rows only. `cold` =
+//!   every series is new: each also gets its series row (label arrays) encoded.
 #![allow(missing_docs)]
 
 use chgate_gateway::catalog::TableSchema;
 use chgate_gateway::encode::{encode, Format};
-use chgate_gateway::ingest::samples_rows;
-use chgate_gateway::protocol::{influx, remote_write, Sample};
+use std::time::Duration;
+
+use chgate_gateway::ingest::{
+    CachedSeries, IdSet, SampleRows, SamplesBuilder, SeriesCache, SeriesFilter,
+};
+use chgate_gateway::protocol::{influx, remote_write};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+mod common;
+use common::{cpu, ThreadCpu};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const LINES: usize = 10_000;
 
@@ -15,25 +32,35 @@ fn table(name: &str, cols: &[(&str, &str)]) -> TableSchema {
     TableSchema::from_columns("metrics", name, "Distributed", cols).expect("supported types")
 }
 
-/// The modern shipped schema (migrations/SCHEMA.md).
-fn schemas() -> (TableSchema, TableSchema) {
+/// The shipped schema (migrations/SCHEMA.md): modern (>= 20.1) or fallback (18.16, the rig).
+fn schemas(modern: bool) -> (TableSchema, TableSchema) {
+    let (lc, time) = if modern {
+        ("LowCardinality(String)", "DateTime64(3, 'UTC')")
+    } else {
+        ("String", "DateTime('UTC')")
+    };
+    let names = if modern {
+        "Array(LowCardinality(String))"
+    } else {
+        "Array(String)"
+    };
     let samples = table(
         "samples",
         &[
-            ("tenant", "LowCardinality(String)"),
-            ("metric", "LowCardinality(String)"),
+            ("tenant", lc),
+            ("metric", lc),
             ("series_id", "UInt64"),
-            ("timestamp", "DateTime64(3, 'UTC')"),
+            ("timestamp", time),
             ("value", "Float64"),
         ],
     );
     let series = table(
         "series",
         &[
-            ("tenant", "LowCardinality(String)"),
-            ("metric", "LowCardinality(String)"),
+            ("tenant", lc),
+            ("metric", lc),
             ("series_id", "UInt64"),
-            ("label_names", "Array(LowCardinality(String))"),
+            ("label_names", names),
             ("label_values", "Array(String)"),
             ("last_seen", "DateTime('UTC')"),
         ],
@@ -60,40 +87,126 @@ fn influx_body() -> String {
     body
 }
 
-fn bench(c: &mut Criterion) {
-    let (samples_schema, series_schema) = schemas();
+/// Encodes both tables' rows; returns the bytes produced.
+fn encode_rows(format: Format, rows: &SampleRows) -> usize {
+    let s = encode(format, &rows.samples.columns, &rows.samples.rows).len();
+    let r = if rows.series.rows.is_empty() {
+        0
+    } else {
+        encode(format, &rows.series.columns, &rows.series.rows).len()
+    };
+    s + r
+}
+
+/// What decides whether a series row is written: the gateway's series cache, warmed up
+/// (`steady`), or a fresh per-request set (`cold`).
+enum Series {
+    Steady(SeriesCache),
+    Cold,
+}
+
+impl Series {
+    fn warm(body: &Input, schemas: &(TableSchema, TableSchema)) -> Self {
+        let cache = SeriesCache::new(Duration::from_secs(600), 1 << 22);
+        build(
+            body,
+            schemas,
+            &mut CachedSeries {
+                cache: &cache,
+                salt: 0,
+                now_ms: 0,
+            },
+        );
+        Series::Steady(cache)
+    }
+}
+
+enum Input {
+    Influx(Vec<u8>),
+    RemoteWrite(Vec<u8>),
+}
+
+fn build(
+    input: &Input,
+    schemas: &(TableSchema, TableSchema),
+    want: &mut dyn SeriesFilter,
+) -> SampleRows {
+    let mut b = SamplesBuilder::new((&schemas.0, &schemas.1), "", 0, want);
+    match input {
+        Input::Influx(body) => {
+            b.reserve(body.len() / 40);
+            let report = influx::decode_bytes_to(body, influx::Precision::Nanoseconds, 0, &mut b);
+            assert!(report.errors.is_empty());
+        }
+        Input::RemoteWrite(body) => {
+            remote_write::decode_to(body, usize::MAX, &mut b).expect("decodes");
+        }
+    }
+    b.finish()
+}
+
+/// One request: body → rows → encoded blocks; returns the bytes produced.
+fn once(
+    input: &Input,
+    schemas: &(TableSchema, TableSchema),
+    series: &Series,
+    format: Format,
+) -> usize {
+    let rows = match series {
+        Series::Steady(cache) => build(
+            input,
+            schemas,
+            &mut CachedSeries {
+                cache,
+                salt: 0,
+                now_ms: 0,
+            },
+        ),
+        Series::Cold => {
+            let mut seen = IdSet::default();
+            build(input, schemas, &mut |id| seen.insert(id))
+        }
+    };
+    encode_rows(format, &rows)
+}
+
+fn bench(c: &mut Criterion<ThreadCpu>) {
     let body = influx_body();
-    let n = influx::decode(&body, influx::Precision::Nanoseconds, 0)
-        .samples
-        .len();
+    let samples = influx::decode(&body, influx::Precision::Nanoseconds, 0).samples;
+    let inputs = [
+        ("influx", Input::Influx(body.into_bytes())),
+        (
+            "remote_write",
+            Input::RemoteWrite(remote_write::encode(&samples)),
+        ),
+    ];
     let mut g = c.benchmark_group("parse_encode");
-    g.throughput(Throughput::Elements(n as u64));
-    for format in [Format::Native, Format::RowBinary] {
-        g.bench_function(format!("influx_to_{}", format.as_sql()), |b| {
-            b.iter(|| {
-                let batch = influx::decode(&body, influx::Precision::Nanoseconds, 0);
-                let (s, r) = samples_rows(&batch.samples, "", &samples_schema, &series_schema, 0);
-                (
-                    encode(format, &s.columns, &s.rows).len(),
-                    encode(format, &r.columns, &r.rows).len(),
-                )
-            })
+    g.throughput(Throughput::Elements(samples.len() as u64));
+    for (name, modern) in [("modern", true), ("fallback", false)] {
+        let s = schemas(modern);
+        for (proto, input) in &inputs {
+            let steady = Series::warm(input, &s);
+            g.bench_function(format!("{proto}_to_Native/{name}/steady"), |b| {
+                b.iter(|| once(input, &s, &steady, Format::Native))
+            });
+        }
+    }
+    let s = schemas(true);
+    for (proto, input) in &inputs {
+        g.bench_function(format!("{proto}_to_Native/modern/cold"), |b| {
+            b.iter(|| once(input, &s, &Series::Cold, Format::Native))
         });
     }
-    let samples: Vec<Sample> = influx::decode(&body, influx::Precision::Nanoseconds, 0).samples;
-    let rw = remote_write::encode(&samples);
-    g.bench_function("remote_write_to_Native", |b| {
-        b.iter(|| {
-            let decoded = remote_write::decode(&rw).expect("decodes");
-            let (s, r) = samples_rows(&decoded, "", &samples_schema, &series_schema, 0);
-            (
-                encode(Format::Native, &s.columns, &s.rows).len(),
-                encode(Format::Native, &r.columns, &r.rows).len(),
-            )
-        })
+    let steady = Series::warm(&inputs[0].1, &s);
+    g.bench_function("influx_to_RowBinary/modern/steady", |b| {
+        b.iter(|| once(&inputs[0].1, &s, &steady, Format::RowBinary))
     });
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = cpu();
+    targets = bench
+}
 criterion_main!(benches);

@@ -1,7 +1,11 @@
 //! Turning decoded input into rows for a table: samples → the shipped `samples`/`series` tables,
 //! NDJSON objects → any table (columns checked by name, values converted by type).
 
-use std::collections::HashSet;
+mod samples;
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -9,11 +13,13 @@ use serde_json::Value as Json;
 use crate::catalog::TableSchema;
 use crate::convert::{from_json, zero_of};
 use crate::encode::Column;
-use crate::protocol::series::{series_id_of_key, write_series_key};
 use crate::protocol::Sample;
 use crate::types::ColumnType;
 use crate::value::{Row, Value};
 use crate::GatewayError;
+pub use samples::{
+    timestamp_range, IdHasher, IdSet, OutOfRange, SampleRows, SamplesBuilder, SeriesFilter,
+};
 
 /// Rows for one table with their column list.
 #[derive(Debug, Clone)]
@@ -104,19 +110,17 @@ pub fn samples_rows(
     series_schema: &TableSchema,
     now_ms: i64,
 ) -> (TableRows, TableRows) {
-    let owned = samples.to_vec();
-    samples_rows_filtered(
-        owned,
-        tenant,
-        (samples_schema, series_schema),
-        now_ms,
-        &mut |_| true,
-    )
+    let mut seen = IdSet::default();
+    let mut first = |id| seen.insert(id);
+    let mut b = SamplesBuilder::new((samples_schema, series_schema), tenant, now_ms, &mut first);
+    feed(&mut b, samples);
+    let rows = b.finish();
+    (rows.samples, rows.series)
 }
 
-/// As [`samples_rows`], consuming the samples (their metric strings move into the rows) and
-/// writing a series row only for series `want_series` accepts (the gateway skips series it wrote
-/// recently; see [`SeriesCache`]).
+/// As [`samples_rows`], writing a series row only for series `want_series` accepts (the
+/// gateway skips series it wrote recently; see [`SeriesCache`]). `want_series` is asked for
+/// every sample and must accept a series at most once.
 pub fn samples_rows_filtered(
     samples: Vec<Sample>,
     tenant: &str,
@@ -124,63 +128,41 @@ pub fn samples_rows_filtered(
     now_ms: i64,
     want_series: &mut dyn FnMut(u64) -> bool,
 ) -> (TableRows, TableRows) {
-    let s_cols = mapped_columns(schemas.0, SAMPLE_COLUMNS);
-    let r_cols = mapped_columns(schemas.1, SERIES_COLUMNS);
-    let (s_plan, r_plan) = (plan(&s_cols), plan(&r_cols));
-    let mut sample_rows = Vec::with_capacity(samples.len());
-    let mut series_rows = Vec::new();
-    let mut seen = HashSet::new();
-    let mut key = String::with_capacity(256);
+    let mut want = want_series;
+    let mut b = SamplesBuilder::new(schemas, tenant, now_ms, &mut want);
+    feed(&mut b, &samples);
+    let rows = b.finish();
+    (rows.samples, rows.series)
+}
+
+/// Hands owned samples to a builder, giving each run of equal labels once.
+pub fn feed(b: &mut SamplesBuilder<'_>, samples: &[Sample]) {
+    use crate::protocol::SampleSink;
+    b.reserve(samples.len());
+    let mut last: Option<&[(String, String)]> = None;
     for s in samples {
-        // One reused buffer for the series key: no allocation per sample.
-        key.clear();
-        write_series_key(&mut key, &s.metric, &s.labels);
-        let id = series_id_of_key(&key);
-        if seen.insert(id) && want_series(id) {
-            let row = r_plan
-                .iter()
-                .zip(r_cols.iter())
-                .map(|(f, c)| match f {
-                    Fill::Tenant => Value::str(tenant),
-                    Fill::Metric => Value::str(&s.metric),
-                    Fill::SeriesId => Value::UInt(id),
-                    Fill::LabelNames => {
-                        Value::Array(s.labels.iter().map(|(k, _)| Value::str(k)).collect())
-                    }
-                    Fill::LabelValues => {
-                        Value::Array(s.labels.iter().map(|(_, v)| Value::str(v)).collect())
-                    }
-                    Fill::LastSeen => time_value(&c.ty, now_ms),
-                    _ => zero_of(&c.ty),
-                })
-                .collect();
-            series_rows.push(row);
+        if last != Some(s.labels.as_slice()) {
+            b.labels(&s.labels);
+            last = Some(&s.labels);
         }
-        let mut metric = Some(s.metric.into_bytes());
-        let row = s_plan
-            .iter()
-            .zip(s_cols.iter())
-            .map(|(f, c)| match f {
-                Fill::Tenant => Value::str(tenant),
-                Fill::Metric => Value::Bytes(metric.take().unwrap_or_default()),
-                Fill::SeriesId => Value::UInt(id),
-                Fill::Time => time_value(&c.ty, s.timestamp_ms),
-                Fill::Value => Value::Float(s.value),
-                _ => zero_of(&c.ty),
-            })
-            .collect();
-        sample_rows.push(row);
+        b.sample(&s.metric, s.timestamp_ms, s.value);
     }
-    (
-        TableRows {
-            columns: Arc::new(s_cols),
-            rows: sample_rows,
-        },
-        TableRows {
-            columns: Arc::new(r_cols),
-            rows: series_rows,
-        },
-    )
+}
+
+/// The [`SeriesFilter`] of a request: asks a [`SeriesCache`] (one lock per batch of ids).
+pub struct CachedSeries<'c> {
+    /// The cache.
+    pub cache: &'c SeriesCache,
+    /// XORed into ids before the look-up (see [`SeriesCache::want_many`]).
+    pub salt: u64,
+    /// The request's time.
+    pub now_ms: i64,
+}
+
+impl SeriesFilter for CachedSeries<'_> {
+    fn want(&mut self, ids: &[u64], out: &mut Vec<bool>) {
+        self.cache.want_many(ids, self.salt, self.now_ms, out);
+    }
 }
 
 /// Series the gateway wrote to the series table recently. A series row is rewritten only when
@@ -191,7 +173,7 @@ pub fn samples_rows_filtered(
 pub struct SeriesCache {
     refresh_ms: i64,
     capacity: usize,
-    seen: std::sync::Mutex<std::collections::HashMap<u64, i64>>,
+    seen: std::sync::Mutex<HashMap<u64, i64, BuildHasherDefault<IdHasher>>>,
 }
 
 impl SeriesCache {
@@ -206,19 +188,33 @@ impl SeriesCache {
 
     /// Whether the series row of `id` should be written now (and records that it will be).
     pub fn want(&self, id: u64, now_ms: i64) -> bool {
+        let mut out = Vec::with_capacity(1);
+        self.want_many(&[id], 0, now_ms, &mut out);
+        out.first().copied().unwrap_or(true)
+    }
+
+    /// [`SeriesCache::want`] for several series under one lock: pushes one answer per id to
+    /// `out`. `salt` is XORed into each id (e.g. a tenant's hash, so tenants' series rows are
+    /// tracked apart).
+    pub fn want_many(&self, ids: &[u64], salt: u64, now_ms: i64, out: &mut Vec<bool>) {
         let Ok(mut seen) = self.seen.lock() else {
-            return true;
+            out.extend(ids.iter().map(|_| true));
+            return;
         };
-        if seen.len() >= self.capacity {
+        if seen.len() + ids.len() > self.capacity {
             seen.clear();
         }
-        match seen.get(&id) {
-            Some(&at) if now_ms - at < self.refresh_ms => false,
-            _ => {
-                seen.insert(id, now_ms);
+        out.extend(ids.iter().map(|&id| match seen.entry(id ^ salt) {
+            Entry::Occupied(e) if now_ms - *e.get() < self.refresh_ms => false,
+            Entry::Occupied(mut e) => {
+                e.insert(now_ms);
                 true
             }
-        }
+            Entry::Vacant(e) => {
+                e.insert(now_ms);
+                true
+            }
+        }));
     }
 
     /// Forgets series (their insert failed, so they must be written again).

@@ -239,20 +239,7 @@ impl App {
             .iter()
             .map(|r| ROW_OVERHEAD + r.iter().map(|v| v.approx_size() + 16).sum::<usize>())
             .sum();
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        if kib == 0 {
-            return Ok(None);
-        }
-        self.budget
-            .clone()
-            .try_acquire_many_owned(kib)
-            .map(Some)
-            .map_err(|_| {
-                metrics::ADMISSION_REFUSED
-                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
-                    .inc();
-                GatewayError::Overloaded("memory budget for decoded rows is used up".into())
-            })
+        self.reserve_bytes(bytes)
     }
 
     /// Writes samples into the samples and series tables; both inserts must succeed.
@@ -260,15 +247,32 @@ impl App {
     /// # Errors
     /// As [`App::write`].
     pub async fn write_samples(&self, samples: Vec<Sample>) -> Result<usize, GatewayError> {
+        self.write_decoded(|b| {
+            ingest::feed(b, &samples);
+            Ok(())
+        })
+        .await
+        .map(|(n, ())| n)
+    }
+
+    /// Runs `decode` (a protocol decoder feeding the builder: no owned sample per sample) and
+    /// writes the rows it produced into the samples and series tables; both inserts must
+    /// succeed. Returns the sample rows written and what `decode` returned.
+    ///
+    /// # Errors
+    /// `decode`'s error, 400 for a time the samples table cannot hold, quota errors, and as
+    /// [`App::write`].
+    pub async fn write_decoded<R>(
+        &self,
+        decode: impl FnOnce(&mut ingest::SamplesBuilder<'_>) -> Result<R, GatewayError>,
+    ) -> Result<(usize, R), GatewayError> {
         let samples_schema = self
             .schema(&self.database, &self.cfg.samples_table, false)
             .await?;
         let series_schema = self
             .schema(&self.database, &self.cfg.series_table, false)
             .await?;
-        check_timestamps(&samples, &samples_schema)?;
         let now = now_ms();
-        crate::auth::charge(samples.len())?;
         let tenant = crate::auth::tenant_name();
         // The series cache is shared by tenants: key it by tenant too, so each tenant's series
         // row (which carries its tenant) is written.
@@ -280,35 +284,52 @@ impl App {
             tenant.hash(&mut h);
             h.finish()
         };
-        let (s, r) = ingest::samples_rows_filtered(
-            samples,
-            &tenant,
-            (&samples_schema, &series_schema),
-            now,
-            &mut |id| self.series.want(id ^ salt, now),
-        );
-        let idx = r.columns.iter().position(|c| c.name == "series_id");
-        let new_ids: Vec<u64> = idx
-            .map(|i| {
-                r.rows
-                    .iter()
-                    .filter_map(|row| match row.get(i) {
-                        Some(crate::value::Value::UInt(id)) => Some(*id ^ salt),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (decoded, rows) = {
+            let mut filter = ingest::CachedSeries {
+                cache: &self.series,
+                salt,
+                now_ms: now,
+            };
+            let mut b = ingest::SamplesBuilder::new(
+                (&samples_schema, &series_schema),
+                &tenant,
+                now,
+                &mut filter,
+            );
+            let decoded = decode(&mut b);
+            (decoded, b.finish())
+        };
+        // Series rows not written after all: the next request carrying them writes them again.
+        let forget = || {
+            self.series
+                .forget(rows.new_series.iter().map(|id| id ^ salt))
+        };
+        let checked = decoded.and_then(|r| {
+            if let Some(bad) = &rows.out_of_range {
+                return Err(GatewayError::BadRequest(bad.to_string()));
+            }
+            crate::auth::charge(rows.samples.rows.len())?;
+            Ok(r)
+        });
+        let out = match checked {
+            Ok(r) => r,
+            Err(e) => {
+                forget();
+                return Err(e);
+            }
+        };
+        let ingest::SampleRows {
+            samples, series, ..
+        } = rows;
         let (a, b) = tokio::join!(
-            self.write_admitted(samples_schema, s),
-            self.write_admitted(series_schema, r)
+            self.write_admitted(samples_schema, samples),
+            self.write_admitted(series_schema, series)
         );
         if b.is_err() {
-            // Not written after all: the next request carrying these series writes them again.
-            self.series.forget(new_ids.into_iter());
+            forget();
         }
         b?;
-        a
+        a.map(|n| (n, out))
     }
 }
 
@@ -404,39 +425,6 @@ fn decompress(
     }
 }
 
-/// Refuses samples whose timestamp the samples table's time column cannot hold (it would be
-/// stored wrapped or clamped): `DateTime` holds 1970-01-01..2106-02-07, `DateTime64` is checked
-/// against 1900..2262 (what its Int64 nanoseconds cover).
-fn check_timestamps(samples: &[Sample], schema: &TableSchema) -> Result<(), GatewayError> {
-    use crate::types::ColumnType;
-    let ty = schema
-        .columns
-        .iter()
-        .find(|c| c.column.name == "timestamp")
-        .map(|c| c.column.ty.unwrap_low_cardinality().clone());
-    let (lo, hi, what) = match ty {
-        Some(ColumnType::DateTime) => (
-            0,
-            i64::from(u32::MAX) * 1000 + 999,
-            "DateTime (1970-01-01..2106-02-07)",
-        ),
-        Some(ColumnType::DateTime64(_)) => (
-            -2_208_988_800_000,
-            9_223_372_036_854,
-            "DateTime64 (1900..2262)",
-        ),
-        _ => return Ok(()),
-    };
-    match samples.iter().position(|s| !(lo..=hi).contains(&s.timestamp_ms)) {
-        None => Ok(()),
-        Some(i) => Err(GatewayError::BadRequest(format!(
-            "sample {}: timestamp {} ms is outside the range of column `timestamp` {what}; nothing was written",
-            i + 1,
-            samples[i].timestamp_ms
-        ))),
-    }
-}
-
 /// A decoder error as the client's status: 413 when the body is too large, else 400.
 fn decode_error(e: protocol::DecodeError) -> GatewayError {
     match e {
@@ -465,8 +453,12 @@ async fn remote_write(State(app): State<Arc<App>>, body: Body) -> Response {
         // remote_write bodies are always snappy (block format, decoded by the decoder itself), so
         // Content-Encoding is not applied here.
         let (raw, _adm) = app.read_body(&HeaderMap::new(), body, None).await?;
-        let samples = protocol::remote_write::decode(&raw).map_err(decode_error)?;
-        let n = app.write_samples(samples).await?;
+        let limit = protocol::remote_write::DEFAULT_MAX_DECOMPRESSED;
+        let (n, _) = app
+            .write_decoded(|b| {
+                protocol::remote_write::decode_to(&raw, limit, b).map_err(decode_error)
+            })
+            .await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("remote_write"))
             .inc_by(n as u64);
@@ -496,8 +488,17 @@ async fn influx(
         };
         let (raw, _adm) = app.read_body(&headers, body, None).await?;
         // Invalid UTF-8 fails only the lines that carry it.
-        let batch = protocol::influx::decode_bytes(&raw, precision, now_ms());
-        let n = app.write_samples(batch.samples).await?;
+        let (n, batch) = app
+            .write_decoded(|b| {
+                b.reserve(raw.len() / 40);
+                Ok(protocol::influx::decode_bytes_to(
+                    &raw,
+                    precision,
+                    now_ms(),
+                    b,
+                ))
+            })
+            .await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("influx"))
             .inc_by(n as u64);
@@ -621,19 +622,87 @@ impl App {
         table: &str,
         raw: &[u8],
     ) -> Result<usize, GatewayError> {
-        let objects = ingest::parse_ndjson(raw)?;
         let mut schema = self.schema(db, table, false).await?;
-        let rows = match ingest::json_rows(&objects, &schema, 1) {
-            Ok(r) => r,
-            Err(GatewayError::BadRequest(m)) if m.contains("unknown column") => {
-                schema = self.schema(db, table, true).await?;
-                ingest::json_rows(&objects, &schema, 1)?
+        let mut parts: Vec<TableRows> = Vec::new();
+        // Parsed JSON objects take ~16x their text: parse and convert a chunk of lines at a time,
+        // with that expansion charged to the memory budget while the chunk's objects exist.
+        for (first_line, chunk) in ndjson_chunks(raw, 256 << 10) {
+            let _parsing = self.reserve_bytes(chunk.len() * 16)?;
+            let objects = ingest::parse_ndjson(chunk).map_err(|e| shift_lines(e, first_line))?;
+            let rows = match ingest::json_rows(&objects, &schema, first_line) {
+                Ok(r) => r,
+                Err(GatewayError::BadRequest(m)) if m.contains("unknown column") => {
+                    schema = self.schema(db, table, true).await?;
+                    ingest::json_rows(&objects, &schema, first_line)?
+                }
+                Err(e) => return Err(e),
+            };
+            match parts.last_mut() {
+                Some(last) if last.columns == rows.columns => last.rows.extend(rows.rows),
+                _ => parts.push(rows),
             }
-            Err(e) => return Err(e),
-        };
-        // The parsed JSON objects are larger than the typed rows: free them before waiting.
-        drop(objects);
-        self.write(schema, rows).await
+        }
+        // Every line is valid before anything is written.
+        let writes = parts.into_iter().map(|p| self.write(schema.clone(), p));
+        let mut n = 0;
+        for r in futures_util::future::join_all(writes).await {
+            n += r?;
+        }
+        Ok(n)
+    }
+
+    /// Budget for `bytes` of transient memory, held until dropped (429 when used up).
+    fn reserve_bytes(
+        &self,
+        bytes: usize,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, GatewayError> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if kib == 0 {
+            return Ok(None);
+        }
+        self.budget
+            .clone()
+            .try_acquire_many_owned(kib)
+            .map(Some)
+            .map_err(|_| {
+                metrics::ADMISSION_REFUSED
+                    .get_or_create(&vec![("reason", "memory_budget".to_owned())])
+                    .inc();
+                GatewayError::Overloaded("memory budget for in-flight requests is used up".into())
+            })
+    }
+}
+
+/// Splits NDJSON text at line ends into chunks of about `size` bytes: (first line number, chunk).
+fn ndjson_chunks(raw: &[u8], size: usize) -> Vec<(usize, &[u8])> {
+    let mut out = Vec::new();
+    let (mut start, mut line) = (0usize, 1usize);
+    while start < raw.len() {
+        let want = (start + size).min(raw.len());
+        let end = raw[want..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |i| want + i + 1);
+        let chunk = &raw[start..end];
+        out.push((line, chunk));
+        line += chunk.iter().filter(|&&b| b == b'\n').count();
+        start = end;
+    }
+    out
+}
+
+/// A chunk's "line N: ..." error as the body's line number.
+fn shift_lines(e: GatewayError, first_line: usize) -> GatewayError {
+    match e {
+        GatewayError::BadRequest(m) => {
+            let shifted = m.strip_prefix("line ").and_then(|rest| {
+                let (n, tail) = rest.split_once(':')?;
+                let n: usize = n.parse().ok()?;
+                Some(format!("line {}:{tail}", n + first_line - 1))
+            });
+            GatewayError::BadRequest(shifted.unwrap_or(m))
+        }
+        other => other,
     }
 }
 

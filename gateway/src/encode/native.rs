@@ -28,11 +28,150 @@ pub fn encode_block<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes 
     for (i, col) in columns.iter().enumerate() {
         put_bytes(&mut out, col.name.as_bytes());
         put_bytes(&mut out, col.type_text.as_bytes());
-        let values: Vec<&Value> = rows.iter().map(|r| &r.as_ref()[i]).collect();
         put_prefix(&mut out, &col.ty);
-        put_column(&mut out, &col.ty, &values);
+        if !put_flat_column(&mut out, &col.ty, rows, i) {
+            let values: Vec<&Value> = rows.iter().map(|r| &r.as_ref()[i]).collect();
+            put_column(&mut out, &col.ty, &values);
+        }
     }
     Bytes::from(out)
+}
+
+/// Column `i` of `rows` for the common flat types, with the type matched once per column
+/// instead of once per value (the gateway's hot path: the samples table). `false` for other
+/// types, which take the general path.
+fn put_flat_column<R: AsRef<[Value]>>(
+    out: &mut Vec<u8>,
+    ty: &ColumnType,
+    rows: &[R],
+    i: usize,
+) -> bool {
+    let values = rows.iter().map(|r| &r.as_ref()[i]);
+    match ty {
+        ColumnType::UInt64 => fixed(out, values, |v| as_u64(v).to_le_bytes()),
+        ColumnType::UInt32 | ColumnType::DateTime => {
+            fixed(out, values, |v| (as_u64(v) as u32).to_le_bytes())
+        }
+        ColumnType::Int64 | ColumnType::DateTime64(_) => {
+            fixed(out, values, |v| as_i64(v).to_le_bytes())
+        }
+        ColumnType::Float64 => fixed(out, values, |v| as_f64(v).to_le_bytes()),
+        ColumnType::String => {
+            for v in values {
+                put_bytes(out, as_bytes(v));
+            }
+        }
+        ColumnType::LowCardinality(inner) if **inner == ColumnType::String => {
+            let values: Vec<&[u8]> = values.map(as_bytes).collect();
+            put_low_cardinality_strings(out, &values);
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Appends one fixed-width encoding per value.
+fn fixed<'v, const N: usize>(
+    out: &mut Vec<u8>,
+    values: impl ExactSizeIterator<Item = &'v Value>,
+    enc: impl Fn(&Value) -> [u8; N],
+) {
+    out.reserve(values.len() * N);
+    for v in values {
+        out.extend_from_slice(&enc(v));
+    }
+}
+
+// The value accessors follow `rowbinary::put_scalar`: a value of another kind encodes as zero.
+fn as_u64(v: &Value) -> u64 {
+    match v {
+        Value::UInt(x) => *x,
+        Value::Int(x) => *x as u64,
+        _ => 0,
+    }
+}
+
+fn as_i64(v: &Value) -> i64 {
+    match v {
+        Value::Int(x) => *x,
+        Value::UInt(x) => *x as i64,
+        _ => 0,
+    }
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Float(f) => *f,
+        Value::Int(i) => *i as f64,
+        Value::UInt(u) => *u as f64,
+        _ => 0.0,
+    }
+}
+
+fn as_bytes(v: &Value) -> &[u8] {
+    match v {
+        Value::Bytes(b) => b,
+        _ => &[],
+    }
+}
+
+/// `LowCardinality(String)` straight from the strings: dictionary keyed on the bytes, hashed with
+/// aHash (several times faster than SipHash here, and randomly keyed like it, so client-chosen
+/// metric names cannot force collisions).
+fn put_low_cardinality_strings(out: &mut Vec<u8>, values: &[&[u8]]) {
+    if values.is_empty() {
+        return;
+    }
+    let mut dict: Vec<&[u8]> = Vec::new();
+    let mut lookup: ahash::AHashMap<&[u8], u64> = ahash::AHashMap::with_capacity(64);
+    let mut indexes = Vec::with_capacity(values.len());
+    // Runs of one value (the tenant column, a series' samples) skip the hash look-up.
+    let mut last: Option<(&[u8], u64)> = None;
+    for &v in values {
+        let idx = match last {
+            Some((l, idx)) if l == v => idx,
+            _ => {
+                let next = dict.len() as u64;
+                let idx = *lookup.entry(v).or_insert_with(|| {
+                    dict.push(v);
+                    next
+                });
+                last = Some((v, idx));
+                idx
+            }
+        };
+        indexes.push(idx);
+    }
+    put_dictionary_header(out, dict.len());
+    for d in &dict {
+        put_bytes(out, d);
+    }
+    put_indexes(out, dict.len(), &indexes);
+}
+
+/// Index width code for a dictionary of `len` keys and its byte width.
+fn index_width(len: usize) -> (u64, usize) {
+    match len {
+        0..=0xff => (0u64, 1),
+        0x100..=0xffff => (1, 2),
+        0x1_0000..=0xffff_ffff => (2, 4),
+        _ => (3, 8),
+    }
+}
+
+fn put_dictionary_header(out: &mut Vec<u8>, len: usize) {
+    let (code, _) = index_width(len);
+    out.extend_from_slice(&(code | HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes());
+    out.extend_from_slice(&(len as u64).to_le_bytes());
+}
+
+fn put_indexes(out: &mut Vec<u8>, dict_len: usize, indexes: &[u64]) {
+    let (_, width) = index_width(dict_len);
+    out.extend_from_slice(&(indexes.len() as u64).to_le_bytes());
+    out.reserve(indexes.len() * width);
+    for idx in indexes {
+        out.extend_from_slice(&idx.to_le_bytes()[..width]);
+    }
 }
 
 /// State prefixes come before any column data of the column (nested ones included).
@@ -101,8 +240,7 @@ fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value])
         return;
     }
     let mut dict: Vec<&Value> = Vec::new();
-    let mut lookup: std::collections::HashMap<std::borrow::Cow<'_, [u8]>, u64> =
-        std::collections::HashMap::new();
+    let mut lookup: ahash::AHashMap<std::borrow::Cow<'_, [u8]>, u64> = ahash::AHashMap::new();
     let mut indexes = Vec::with_capacity(values.len());
     for v in values {
         // Strings are their own key (no copy); other types key on their encoded bytes.
@@ -121,19 +259,9 @@ fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value])
         });
         indexes.push(idx);
     }
-    let (code, width) = match dict.len() {
-        0..=0xff => (0u64, 1),
-        0x100..=0xffff => (1, 2),
-        0x1_0000..=0xffff_ffff => (2, 4),
-        _ => (3, 8),
-    };
-    out.extend_from_slice(&(code | HAS_ADDITIONAL_KEYS | NEED_UPDATE_DICTIONARY).to_le_bytes());
-    out.extend_from_slice(&(dict.len() as u64).to_le_bytes());
+    put_dictionary_header(out, dict.len());
     put_column(out, inner, &dict);
-    out.extend_from_slice(&(indexes.len() as u64).to_le_bytes());
-    for idx in indexes {
-        out.extend_from_slice(&idx.to_le_bytes()[..width]);
-    }
+    put_indexes(out, dict.len(), &indexes);
 }
 
 #[cfg(test)]

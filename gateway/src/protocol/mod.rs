@@ -10,6 +10,10 @@
 //!   reported per line, good lines kept.
 //! - [`otlp::decode_protobuf`] / [`otlp::decode_json`] — OTLP/HTTP metrics.
 //! - [`series::series_key`] / [`series::series_id`] — the `series_id` of migrations/SCHEMA.md.
+//! - [`SampleSink`]: the allocation-free path. `influx::decode_bytes_to` and
+//!   `remote_write::decode_series_each` hand each label set once (borrowed from the body) and
+//!   then its samples, so a consumer (the gateway's `ingest::SamplesBuilder`) can share a line's
+//!   or series' labels across its samples instead of owning a copy per [`Sample`].
 //!
 //! The exact mapping of every protocol onto metric names and labels is in `gateway/PROTOCOLS.md`.
 
@@ -62,6 +66,44 @@ impl SampleRef<'_> {
             timestamp_ms: self.timestamp_ms,
             value: self.value,
         }
+    }
+}
+
+/// Receives decoded samples grouped by label set, with names and values borrowed from the
+/// request body: [`SampleSink::labels`] once per line (Influx) or series (remote_write), then
+/// [`SampleSink::sample`] for each of its samples.
+pub trait SampleSink {
+    /// The labels of the samples that follow: sorted by name, unique, `__name__` excluded.
+    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]);
+    /// One sample carrying the labels last given.
+    fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64);
+}
+
+/// A [`SampleSink`] that collects owned [`Sample`]s (one copy of the labels per sample).
+#[derive(Debug, Default)]
+pub struct SampleVec {
+    /// The samples, in the order received.
+    pub samples: Vec<Sample>,
+    labels: Vec<(String, String)>,
+}
+
+impl SampleSink for SampleVec {
+    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]) {
+        self.labels.clear();
+        self.labels.extend(
+            labels
+                .iter()
+                .map(|(n, v)| (n.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+    }
+
+    fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64) {
+        self.samples.push(Sample {
+            metric: metric.to_owned(),
+            labels: self.labels.clone(),
+            timestamp_ms,
+            value,
+        });
     }
 }
 

@@ -31,8 +31,9 @@ pub fn write_series_key<N: AsRef<str>, V: AsRef<str>>(
     out.push('}');
 }
 
-fn push_escaped(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
+/// Appends `value` escaped as in the Prometheus text format (`\\`, `\"`, `\n`).
+pub(crate) fn push_escaped(out: &mut String, value: &str) {
+    if memchr::memchr3(b'\\', b'"', b'\n', value.as_bytes()).is_none() {
         out.push_str(value);
         return;
     }

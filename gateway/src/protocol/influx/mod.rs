@@ -14,13 +14,14 @@
 //!   sample value is a number.
 //! - timestamp in `precision` units → milliseconds (floor); no timestamp → `now_ms`.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 pub mod parse;
 
 use parse::{FieldValue, Line};
 
-use super::{is_clean_name, push_sanitized, Sample};
+use super::{is_clean_name, push_sanitized, Sample, SampleSink, SampleVec};
 
 /// Unit of the timestamps in a write request (`precision` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,30 +97,60 @@ pub struct InfluxBatch {
     pub skipped_string_fields: usize,
 }
 
+/// What [`decode_bytes_to`] did besides handing samples to its sink.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InfluxReport {
+    /// Samples handed to the sink.
+    pub samples: usize,
+    /// Bad lines, in line order.
+    pub errors: Vec<LineError>,
+    /// String fields seen and skipped (they have no numeric value).
+    pub skipped_string_fields: usize,
+}
+
 /// Decodes a line-protocol body. Blank lines and `#` comments are skipped; every other line
 /// either yields its samples or one [`LineError`]; a bad line never affects the others.
 pub fn decode(body: &str, precision: Precision, now_ms: i64) -> InfluxBatch {
-    let mut batch = InfluxBatch {
-        samples: Vec::with_capacity(body.len() / 40),
-        ..InfluxBatch::default()
-    };
-    decode_into(body, 1, precision, now_ms, &mut batch);
-    batch
+    let mut sink = SampleVec::default();
+    sink.samples.reserve(body.len() / 40);
+    let mut report = InfluxReport::default();
+    decode_into(body, 1, (precision, now_ms), &mut sink, &mut report);
+    batch_of(sink, report)
 }
 
 /// [`decode`] for a body that may not be valid UTF-8: a line holding invalid UTF-8 becomes a
 /// [`LineError`] like any other bad line, instead of failing the whole body.
 pub fn decode_bytes(body: &[u8], precision: Precision, now_ms: i64) -> InfluxBatch {
-    let mut batch = InfluxBatch {
-        samples: Vec::with_capacity(body.len() / 40),
-        ..InfluxBatch::default()
-    };
+    let mut sink = SampleVec::default();
+    sink.samples.reserve(body.len() / 40);
+    let report = decode_bytes_to(body, precision, now_ms, &mut sink);
+    batch_of(sink, report)
+}
+
+fn batch_of(sink: SampleVec, report: InfluxReport) -> InfluxBatch {
+    InfluxBatch {
+        samples: sink.samples,
+        errors: report.errors,
+        skipped_string_fields: report.skipped_string_fields,
+    }
+}
+
+/// [`decode_bytes`] without owned samples: each good line's labels go to `sink` once (borrowed
+/// from the body), then its samples. A bad line hands nothing to the sink.
+pub fn decode_bytes_to<S: SampleSink>(
+    body: &[u8],
+    precision: Precision,
+    now_ms: i64,
+    sink: &mut S,
+) -> InfluxReport {
+    let mut report = InfluxReport::default();
+    let time = (precision, now_ms);
     let (mut rest, mut line_no) = (body, 1);
     loop {
         let err = match std::str::from_utf8(rest) {
             Ok(text) => {
-                decode_into(text, line_no, precision, now_ms, &mut batch);
-                return batch;
+                decode_into(text, line_no, time, sink, &mut report);
+                return report;
             }
             Err(e) => e,
         };
@@ -130,9 +161,9 @@ pub fn decode_bytes(body: &[u8], precision: Precision, now_ms: i64) -> InfluxBat
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1);
         let good = std::str::from_utf8(&rest[..start]).unwrap_or_default();
-        decode_into(good, line_no, precision, now_ms, &mut batch);
+        decode_into(good, line_no, time, sink, &mut report);
         line_no += good.matches('\n').count();
-        batch.errors.push(LineError {
+        report.errors.push(LineError {
             line: line_no,
             message: format!(
                 "line is not valid UTF-8 (byte {} of the line)",
@@ -140,30 +171,31 @@ pub fn decode_bytes(body: &[u8], precision: Precision, now_ms: i64) -> InfluxBat
             ),
         });
         let Some(end) = rest[bad..].iter().position(|&b| b == b'\n') else {
-            return batch;
+            return report;
         };
         rest = &rest[bad + end + 1..];
         line_no += 1;
     }
 }
 
-/// Decodes `body`, whose first line is line `first_line` of the request, into `batch`.
-fn decode_into(
+/// Decodes `body`, whose first line is line `first_line` of the request, into `sink`.
+fn decode_into<S: SampleSink>(
     body: &str,
     first_line: usize,
-    precision: Precision,
-    now_ms: i64,
-    batch: &mut InfluxBatch,
+    time: (Precision, i64),
+    sink: &mut S,
+    report: &mut InfluxReport,
 ) {
     let mut line = Line::default();
+    let mut metric = String::with_capacity(64);
     for (line_no, text) in parse::lines(body) {
         if parse::is_blank(text) {
             continue;
         }
         let result = parse::parse_line(text, &mut line)
-            .and_then(|()| map_line(&line, precision, now_ms, batch));
+            .and_then(|()| map_line(&mut line, time, &mut metric, sink, report));
         if let Err(message) = result {
-            batch.errors.push(LineError {
+            report.errors.push(LineError {
                 line: line_no + first_line - 1,
                 message: with_excerpt(message, text),
             });
@@ -171,13 +203,14 @@ fn decode_into(
     }
 }
 
-/// Appends the samples of one parsed line, or says why the line is rejected (then nothing of
-/// it is appended).
-fn map_line(
-    line: &Line<'_>,
-    precision: Precision,
-    now_ms: i64,
-    batch: &mut InfluxBatch,
+/// Hands the labels and samples of one parsed line to `sink`, or says why the line is rejected
+/// (then nothing of it reaches the sink). The line's tags become its labels in place.
+fn map_line<S: SampleSink>(
+    line: &mut Line<'_>,
+    (precision, now_ms): (Precision, i64),
+    metric: &mut String,
+    sink: &mut S,
+    report: &mut InfluxReport,
 ) -> Result<(), String> {
     let timestamp_ms = match line.timestamp {
         None => now_ms,
@@ -185,74 +218,52 @@ fn map_line(
             .to_ms(ts)
             .ok_or_else(|| format!("timestamp {ts} is out of range for precision {precision:?}"))?,
     };
-    let labels = labels(line)?;
-    let count = line
-        .fields
-        .iter()
-        .filter(|(_, v)| !matches!(v, FieldValue::Str(_)))
-        .count();
-    batch.skipped_string_fields += line.fields.len() - count;
-    let mut labels = Some(labels);
-    let mut emitted = 0;
+    tags_to_labels(&mut line.tags)?;
+    sink.labels(&line.tags);
     for (field, value) in &line.fields {
         let Some(value) = numeric_value(value) else {
+            report.skipped_string_fields += 1;
             continue;
         };
-        emitted += 1;
-        let labels = if emitted == count {
-            labels.take().unwrap_or_default()
-        } else {
-            labels.clone().unwrap_or_default()
-        };
-        batch.samples.push(Sample {
-            metric: metric_name(&line.measurement, field),
-            labels,
-            timestamp_ms,
-            value,
-        });
+        metric.clear();
+        push_metric_name(metric, &line.measurement, field);
+        sink.sample(metric, timestamp_ms, value);
+        report.samples += 1;
     }
     Ok(())
 }
 
-/// Tags → labels: names sanitized, sorted, unique; `__name__` is reserved.
-fn labels(line: &Line<'_>) -> Result<Vec<(String, String)>, String> {
-    let mut labels: Vec<(String, String)> = Vec::with_capacity(line.tags.len());
-    for (name, value) in &line.tags {
-        labels.push((label_name(name), value.to_string()));
+/// Tags → labels in place: names sanitized, sorted, unique; `__name__` is reserved.
+fn tags_to_labels(tags: &mut [(Cow<'_, str>, Cow<'_, str>)]) -> Result<(), String> {
+    for (name, _) in tags.iter_mut() {
+        if !is_clean_name(name) {
+            let mut out = String::with_capacity(name.len() + 1);
+            push_sanitized(&mut out, name);
+            *name = Cow::Owned(out);
+        }
     }
-    if labels.iter().any(|(n, _)| n == "__name__") {
+    if tags.iter().any(|(n, _)| n == "__name__") {
         return Err("tag key __name__ is reserved for the metric name".to_owned());
     }
-    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
-        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+    if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
+        tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = tags.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(format!(
                 "tag key {:?} appears twice (after replacing characters outside [a-zA-Z0-9_] with _)",
                 w[0].0
             ));
         }
     }
-    Ok(labels)
+    Ok(())
 }
 
-fn label_name(name: &str) -> String {
-    if is_clean_name(name) {
-        return name.to_owned();
-    }
-    let mut out = String::with_capacity(name.len() + 1);
-    push_sanitized(&mut out, name);
-    out
-}
-
-/// `<measurement>_<field>`, or `<measurement>` for the field `value`; sanitized.
-fn metric_name(measurement: &str, field: &str) -> String {
-    let mut out = String::with_capacity(measurement.len() + field.len() + 2);
-    push_sanitized(&mut out, measurement);
+/// Appends `<measurement>_<field>`, or `<measurement>` for the field `value`; sanitized.
+fn push_metric_name(out: &mut String, measurement: &str, field: &str) {
+    push_sanitized(out, measurement);
     if field != "value" {
         out.push('_');
-        push_sanitized(&mut out, field);
+        push_sanitized(out, field);
     }
-    out
 }
 
 /// The sample value of a field; `None` for strings (skipped).

@@ -1,7 +1,7 @@
 //! Prometheus remote_write 1.0: snappy block-compressed protobuf `prometheus.WriteRequest`.
 //!
-//! Spec: <https://prometheus.io/docs/concepts/remote_write_spec/>. [`decode`] and
-//! [`decode_each`] read the wire format directly (`wire.rs`, zero-copy); the prost messages below
+//! Spec: <https://prometheus.io/docs/concepts/remote_write_spec/>. [`decode`],
+//! [`decode_each`] and [`decode_to`] read the wire format directly (`wire.rs`, zero-copy); the prost messages below
 //! (only the fields the samples schema stores) serve [`encode`], tests and comparison. Metadata,
 //! exemplars and native histograms (field 4 of `TimeSeries`) are skipped: see
 //! `gateway/PROTOCOLS.md`.
@@ -11,7 +11,7 @@
 
 mod wire;
 
-use super::{DecodeError, Sample, SampleRef};
+use super::{DecodeError, Sample, SampleRef, SampleSink};
 
 /// Largest decompressed body [`decode`] accepts (64 MiB); Prometheus sends at most a few MiB.
 pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
@@ -96,6 +96,29 @@ pub fn decode_each(
     wire::decode_each(&raw, |s| {
         n += 1;
         sink(s);
+    })?;
+    Ok(n)
+}
+
+/// Decodes a remote_write body into `sink`: each series' labels once (borrowed from the
+/// decompressed body), then its samples. Returns the number of samples.
+///
+/// # Errors
+/// As [`decode_with_limit`]. On an error the request is rejected as a whole: discard what
+/// `sink` already received.
+pub fn decode_to<S: SampleSink>(
+    body: &[u8],
+    limit: usize,
+    sink: &mut S,
+) -> Result<usize, DecodeError> {
+    let raw = decompress(body, limit)?;
+    let mut n = 0;
+    wire::decode_series(&raw, |metric, labels, points| {
+        sink.labels(labels);
+        for &(timestamp_ms, value) in points {
+            sink.sample(metric, timestamp_ms, value);
+        }
+        n += points.len();
     })?;
     Ok(n)
 }

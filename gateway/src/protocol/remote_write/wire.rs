@@ -130,6 +130,26 @@ struct Scratch<'a> {
 /// [`DecodeError::Malformed`] with the byte offset, or the label errors of
 /// [`super::decode`]. Samples passed to `sink` before an error belong to a rejected request.
 pub fn decode_each(raw: &[u8], mut sink: impl FnMut(&SampleRef<'_>)) -> Result<(), DecodeError> {
+    decode_series(raw, |metric, labels, points| {
+        for &(timestamp_ms, value) in points {
+            sink(&SampleRef {
+                metric,
+                labels,
+                timestamp_ms,
+                value,
+            });
+        }
+    })
+}
+
+/// As [`decode_each`], once per series with a point: metric, labels, `(timestamp_ms, value)`s.
+///
+/// # Errors
+/// As [`decode_each`].
+pub fn decode_series(
+    raw: &[u8],
+    mut sink: impl FnMut(&str, &[(&str, &str)], &[(i64, f64)]),
+) -> Result<(), DecodeError> {
     let mut scratch = Scratch::default();
     let mut r = Reader::new(raw, 0);
     let mut index = 0;
@@ -210,11 +230,11 @@ fn read_sample(mut r: Reader<'_>) -> Wire<(i64, f64)> {
     Ok((ts, value))
 }
 
-/// Checks the labels of one series and passes one sample per point to `sink`.
+/// Checks the labels of one series and passes it with its points to `sink`.
 fn emit_series(
     index: usize,
     s: &mut Scratch<'_>,
-    sink: &mut impl FnMut(&SampleRef<'_>),
+    sink: &mut impl FnMut(&str, &[(&str, &str)], &[(i64, f64)]),
 ) -> Result<(), DecodeError> {
     if s.points.is_empty() {
         return Ok(());
@@ -244,14 +264,7 @@ fn emit_series(
             return Err(duplicate(index, metric, w[0].0));
         }
     }
-    for &(timestamp_ms, value) in &s.points {
-        sink(&SampleRef {
-            metric,
-            labels: &s.labels,
-            timestamp_ms,
-            value,
-        });
-    }
+    sink(metric, &s.labels, &s.points);
     Ok(())
 }
 

@@ -1,0 +1,522 @@
+//! [`SamplesBuilder`]: decoded samples → rows of the samples and series tables, without an owned
+//! [`Sample`](crate::protocol::Sample) per sample.
+//!
+//! A decoder hands each label set once ([`SampleSink::labels`]) and then its samples. The
+//! builder keeps one copy of the current labels and the label part of the series key
+//! (`{a="1",b="x"}`), so a sample costs its metric name, one CityHash of `metric + labels part`
+//! and its row; a series row (label arrays) is built only for a series the series cache wants
+//! written (see [`super::SeriesCache`]).
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use super::{mapped_columns, plan, time_value, Fill, TableRows, SAMPLE_COLUMNS, SERIES_COLUMNS};
+use crate::catalog::TableSchema;
+use crate::convert::zero_of;
+use crate::encode::Column;
+use crate::protocol::series::{push_escaped, series_id_of_key};
+use crate::protocol::SampleSink;
+use crate::types::ColumnType;
+use crate::value::{Row, Value};
+
+/// Hasher for keys that are already hashes (series ids): the id itself.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Decides which series get their series row written now.
+pub trait SeriesFilter {
+    /// Pushes to `out`, for each of `ids` in order, whether to write its series row.
+    fn want(&mut self, ids: &[u64], out: &mut Vec<bool>);
+}
+
+impl<F: FnMut(u64) -> bool> SeriesFilter for F {
+    fn want(&mut self, ids: &[u64], out: &mut Vec<bool>) {
+        out.extend(ids.iter().map(|&id| self(id)));
+    }
+}
+
+/// A set of series ids.
+pub type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// Milliseconds → the storage value of a time column, resolved once per request.
+#[derive(Clone, Copy)]
+enum TimeUnit {
+    Seconds,
+    Days,
+    Scale { mul: i64, div: i64 },
+    Other,
+}
+
+impl TimeUnit {
+    fn of(ty: &ColumnType) -> Self {
+        match ty.unwrap_low_cardinality() {
+            ColumnType::DateTime => TimeUnit::Seconds,
+            ColumnType::Date => TimeUnit::Days,
+            ColumnType::DateTime64(p) if *p >= 3 => TimeUnit::Scale {
+                mul: 10i64.pow(p - 3),
+                div: 1,
+            },
+            ColumnType::DateTime64(p) => TimeUnit::Scale {
+                mul: 1,
+                div: 10i64.pow(3 - p),
+            },
+            _ => TimeUnit::Other,
+        }
+    }
+
+    fn value(self, ty: &ColumnType, ms: i64) -> Value {
+        match self {
+            TimeUnit::Seconds => Value::UInt(u64::try_from(ms.div_euclid(1000)).unwrap_or(0)),
+            TimeUnit::Days => Value::UInt(u64::try_from(ms.div_euclid(86_400_000)).unwrap_or(0)),
+            TimeUnit::Scale { mul, div } => Value::Int(ms.saturating_mul(mul) / div),
+            TimeUnit::Other => time_value(ty, ms),
+        }
+    }
+}
+
+/// Byte ranges of a label's name and escaped value in the series key.
+#[derive(Debug, Clone)]
+struct LabelSpan {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+/// Reverses `push_escaped` (`\\`, `\"`, `\n`).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The rows a request's samples became.
+#[derive(Debug)]
+pub struct SampleRows {
+    /// Rows of the samples table.
+    pub samples: TableRows,
+    /// Rows of the series table (only series the cache wanted written).
+    pub series: TableRows,
+    /// The `series_id`s of [`SampleRows::series`] (forget them in the cache if that insert fails).
+    pub new_series: Vec<u64>,
+    /// The first sample whose time the samples table's `timestamp` column cannot hold.
+    pub out_of_range: Option<OutOfRange>,
+}
+
+/// A sample time outside what the time column stores (it would be stored wrapped or clamped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfRange {
+    /// 1-based number of the sample in the request.
+    pub sample: usize,
+    /// Its time.
+    pub timestamp_ms: i64,
+    /// The column type and its range, for the message.
+    pub range: &'static str,
+}
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sample {}: timestamp {} ms is outside the range of column `timestamp` {}; nothing was written",
+            self.sample, self.timestamp_ms, self.range
+        )
+    }
+}
+
+/// The milliseconds a time column can hold: `DateTime` 1970-01-01..2106-02-07, `DateTime64`
+/// 1900..2262 (what its Int64 nanoseconds cover); `None` for other types.
+pub fn timestamp_range(ty: &ColumnType) -> Option<(i64, i64, &'static str)> {
+    match ty.unwrap_low_cardinality() {
+        ColumnType::DateTime => Some((
+            0,
+            i64::from(u32::MAX) * 1000 + 999,
+            "DateTime (1970-01-01..2106-02-07)",
+        )),
+        ColumnType::DateTime64(_) => Some((
+            -2_208_988_800_000,
+            9_223_372_036_854,
+            "DateTime64 (1900..2262)",
+        )),
+        _ => None,
+    }
+}
+
+/// Builds samples/series rows from a decoder (it is the decoder's [`SampleSink`]).
+pub struct SamplesBuilder<'w> {
+    tenant: Vec<u8>,
+    now_ms: i64,
+    s_cols: Vec<Column>,
+    r_cols: Vec<Column>,
+    s_plan: Vec<(Fill, TimeUnit)>,
+    r_plan: Vec<(Fill, TimeUnit)>,
+    samples: Vec<Row>,
+    series: Vec<Row>,
+    new_series: Vec<u64>,
+    time_range: Option<(i64, i64, &'static str)>,
+    out_of_range: Option<OutOfRange>,
+    want: &'w mut dyn SeriesFilter,
+    /// Series ids of the current label set's samples and their metric names (in
+    /// `pending_metrics`), asked about together when the label set ends.
+    pending: Vec<(u64, std::ops::Range<usize>)>,
+    pending_metrics: String,
+    pending_ids: Vec<u64>,
+    answers: Vec<bool>,
+    /// `{a="1",b="x"}` of the current labels (empty without labels).
+    key_suffix: String,
+    /// Where each label's name and (escaped) value are in `key_suffix`.
+    label_spans: Vec<LabelSpan>,
+    /// Whether some value of the current labels was escaped in `key_suffix`.
+    escaped: bool,
+    key: String,
+}
+
+impl<'w> SamplesBuilder<'w> {
+    /// A builder for `schemas` (samples table, series table). `want` is asked about the series
+    /// of every sample (once per label set, all its samples' series together) and says whether
+    /// to write that series' row now; it must say yes at most once per series in a request (the
+    /// gateway's [`super::SeriesCache`] does).
+    pub fn new(
+        schemas: (&TableSchema, &TableSchema),
+        tenant: &str,
+        now_ms: i64,
+        want: &'w mut dyn SeriesFilter,
+    ) -> Self {
+        let s_cols = mapped_columns(schemas.0, SAMPLE_COLUMNS);
+        let r_cols = mapped_columns(schemas.1, SERIES_COLUMNS);
+        let with_time = |cols: &[Column]| {
+            plan(cols)
+                .into_iter()
+                .zip(cols)
+                .map(|(f, c)| (f, TimeUnit::of(&c.ty)))
+                .collect()
+        };
+        let time_range = s_cols
+            .iter()
+            .find(|c| c.name == "timestamp")
+            .and_then(|c| timestamp_range(&c.ty));
+        SamplesBuilder {
+            tenant: tenant.as_bytes().to_vec(),
+            time_range,
+            out_of_range: None,
+            now_ms,
+            s_plan: with_time(&s_cols),
+            r_plan: with_time(&r_cols),
+            s_cols,
+            r_cols,
+            samples: Vec::new(),
+            series: Vec::new(),
+            new_series: Vec::new(),
+            want,
+            pending: Vec::with_capacity(16),
+            pending_metrics: String::with_capacity(512),
+            pending_ids: Vec::with_capacity(16),
+            answers: Vec::with_capacity(16),
+            label_spans: Vec::with_capacity(16),
+            escaped: false,
+            key_suffix: String::with_capacity(256),
+            key: String::with_capacity(320),
+        }
+    }
+
+    /// Reserves room for `n` more sample rows.
+    pub fn reserve(&mut self, n: usize) {
+        self.samples.reserve(n);
+    }
+
+    /// Sample rows so far.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether no sample was added.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The rows, and the series ids that got a series row.
+    pub fn finish(mut self) -> SampleRows {
+        self.flush_pending();
+        SampleRows {
+            samples: TableRows {
+                columns: Arc::new(self.s_cols),
+                rows: self.samples,
+            },
+            series: TableRows {
+                columns: Arc::new(self.r_cols),
+                rows: self.series,
+            },
+            new_series: self.new_series,
+            out_of_range: self.out_of_range,
+        }
+    }
+
+    /// Asks the filter about the current label set's series and builds the wanted series rows.
+    fn flush_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending_ids.clear();
+        self.pending_ids
+            .extend(self.pending.iter().map(|(id, _)| *id));
+        self.answers.clear();
+        self.want.want(&self.pending_ids, &mut self.answers);
+        for (i, (id, metric)) in self.pending.iter().enumerate() {
+            if self.answers.get(i).copied().unwrap_or(true) {
+                let row = self.series_row(&self.pending_metrics[metric.clone()], *id);
+                self.series.push(row);
+                self.new_series.push(*id);
+            }
+        }
+        self.pending.clear();
+        self.pending_metrics.clear();
+    }
+
+    fn series_row(&self, metric: &str, id: u64) -> Row {
+        let text = self.key_suffix.as_str();
+        let part = |r: std::ops::Range<usize>| {
+            let s = &text[r];
+            Value::Bytes(if self.escaped {
+                unescape(s).into_bytes()
+            } else {
+                s.as_bytes().to_vec()
+            })
+        };
+        let str_array = |names: bool| {
+            Value::Array(
+                self.label_spans
+                    .iter()
+                    .map(|l| {
+                        part(if names {
+                            l.name.clone()
+                        } else {
+                            l.value.clone()
+                        })
+                    })
+                    .collect(),
+            )
+        };
+        self.r_plan
+            .iter()
+            .zip(&self.r_cols)
+            .map(|((f, unit), c)| match f {
+                Fill::Tenant => Value::Bytes(self.tenant.clone()),
+                Fill::Metric => Value::str(metric),
+                Fill::SeriesId => Value::UInt(id),
+                Fill::LabelNames => str_array(true),
+                Fill::LabelValues => str_array(false),
+                Fill::LastSeen => unit.value(&c.ty, self.now_ms),
+                _ => zero_of(&c.ty),
+            })
+            .collect()
+    }
+}
+
+impl SampleSink for SamplesBuilder<'_> {
+    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]) {
+        self.flush_pending();
+        self.label_spans.clear();
+        self.key_suffix.clear();
+        self.escaped = false;
+        if labels.is_empty() {
+            return;
+        }
+        let out = &mut self.key_suffix;
+        out.push('{');
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let start = out.len();
+            out.push_str(name.as_ref());
+            let name = start..out.len();
+            out.push_str("=\"");
+            let start = out.len();
+            push_escaped(out, value.as_ref());
+            self.escaped |= out.len() - start != value.as_ref().len();
+            self.label_spans.push(LabelSpan {
+                name,
+                value: start..out.len(),
+            });
+            out.push('"');
+        }
+        out.push('}');
+    }
+
+    fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64) {
+        self.key.clear();
+        self.key.push_str(metric);
+        self.key.push_str(&self.key_suffix);
+        let id = series_id_of_key(&self.key);
+        if let Some((lo, hi, range)) = self.time_range {
+            if !(lo..=hi).contains(&timestamp_ms) && self.out_of_range.is_none() {
+                self.out_of_range = Some(OutOfRange {
+                    sample: self.samples.len() + 1,
+                    timestamp_ms,
+                    range,
+                });
+            }
+        }
+        let start = self.pending_metrics.len();
+        self.pending_metrics.push_str(metric);
+        self.pending.push((id, start..self.pending_metrics.len()));
+        let mut row = Vec::with_capacity(self.s_plan.len());
+        for ((f, unit), c) in self.s_plan.iter().zip(&self.s_cols) {
+            row.push(match f {
+                Fill::Tenant => Value::Bytes(self.tenant.clone()),
+                Fill::Metric => Value::Bytes(metric.as_bytes().to_vec()),
+                Fill::SeriesId => Value::UInt(id),
+                Fill::Time => unit.value(&c.ty, timestamp_ms),
+                Fill::Value => Value::Float(value),
+                _ => zero_of(&c.ty),
+            });
+        }
+        self.samples.push(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{influx, remote_write, SampleVec};
+
+    fn schemas() -> (TableSchema, TableSchema) {
+        let t = |name: &str, cols: &[(&str, &str)]| {
+            TableSchema::from_columns("db", name, "MergeTree", cols).expect("types")
+        };
+        (
+            t(
+                "samples",
+                &[
+                    ("tenant", "LowCardinality(String)"),
+                    ("metric", "LowCardinality(String)"),
+                    ("series_id", "UInt64"),
+                    ("timestamp", "DateTime64(3, 'UTC')"),
+                    ("value", "Float64"),
+                ],
+            ),
+            t(
+                "series",
+                &[
+                    ("tenant", "LowCardinality(String)"),
+                    ("metric", "LowCardinality(String)"),
+                    ("series_id", "UInt64"),
+                    ("label_names", "Array(LowCardinality(String))"),
+                    ("label_values", "Array(String)"),
+                    ("last_seen", "DateTime('UTC')"),
+                ],
+            ),
+        )
+    }
+
+    const BODY: &str = "cpu,zone=b,host=h\\ 1 usage=0.5,idle=2i,msg=\"x\" 1700000000000000000\n\
+        cpu,host=h2,q=a\\\"b\\\\c f=1 1700000000001000000\n\
+        bad line\n\
+        mem value=3 1700000000002000000\n";
+
+    /// The builder path (borrowed labels, series key built from a shared label part) gives the
+    /// same rows as owned samples through the original per-sample mapping.
+    #[test]
+    fn builder_rows_equal_owned_sample_rows() {
+        let (s, r) = schemas();
+        let owned = influx::decode(BODY, influx::Precision::Nanoseconds, 0);
+        let (want_s, want_r) = super::super::samples_rows(&owned.samples, "t1", &s, &r, 5000);
+        let mut seen = IdSet::default();
+        let mut first = |id| seen.insert(id);
+        let mut b = SamplesBuilder::new((&s, &r), "t1", 5000, &mut first);
+        let report =
+            influx::decode_bytes_to(BODY.as_bytes(), influx::Precision::Nanoseconds, 0, &mut b);
+        assert_eq!(report.errors.len(), 1);
+        let got = b.finish();
+        assert_eq!(got.samples.rows, want_s.rows);
+        assert_eq!(got.series.rows, want_r.rows);
+        assert_eq!(got.series.rows.len(), 4);
+        // Label values escaped in the series key come back as they were in the series row
+        // (line protocol keeps `\"` as is and turns `\\` into `\`).
+        let values = &got.series.rows[2][4];
+        assert_eq!(
+            values,
+            &Value::Array(vec![Value::str("h2"), Value::str(r#"a\"b\c"#)])
+        );
+        // ...and the series_id is cityHash64 of the escaped key.
+        let key = r#"cpu_f{host="h2",q="a\\\"b\\c"}"#;
+        assert_eq!(got.samples.rows[2][2], Value::UInt(series_id_of_key(key)));
+    }
+
+    #[test]
+    fn remote_write_builder_matches_owned_decode() {
+        let (s, r) = schemas();
+        let samples = influx::decode(BODY, influx::Precision::Nanoseconds, 0).samples;
+        let body = remote_write::encode(&samples);
+        let mut owned = SampleVec::default();
+        remote_write::decode_to(&body, 1 << 20, &mut owned).expect("decodes");
+        assert_eq!(owned.samples, samples);
+        let (want_s, want_r) = super::super::samples_rows(&samples, "", &s, &r, 0);
+        let mut all = |_| true;
+        let mut b = SamplesBuilder::new((&s, &r), "", 0, &mut all);
+        remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
+        let got = b.finish();
+        assert_eq!(got.samples.rows, want_s.rows);
+        assert_eq!(got.series.rows, want_r.rows);
+    }
+
+    /// The series filter is asked once per label set, about all of its samples' series, and
+    /// only the series it accepts get a series row.
+    #[test]
+    fn filter_is_asked_per_label_set() {
+        struct Every2nd(Vec<usize>);
+        impl SeriesFilter for Every2nd {
+            fn want(&mut self, ids: &[u64], out: &mut Vec<bool>) {
+                self.0.push(ids.len());
+                out.extend((0..ids.len()).map(|i| i % 2 == 0));
+            }
+        }
+        let (s, r) = schemas();
+        let mut f = Every2nd(Vec::new());
+        let mut b = SamplesBuilder::new((&s, &r), "", 0, &mut f);
+        influx::decode_bytes_to(BODY.as_bytes(), influx::Precision::Nanoseconds, 0, &mut b);
+        let got = b.finish();
+        assert_eq!(f.0, [2, 1, 1]);
+        assert_eq!(got.series.rows.len(), 3);
+        assert_eq!(got.new_series.len(), 3);
+        assert_eq!(got.samples.rows.len(), 4);
+    }
+
+    #[test]
+    fn times_the_column_cannot_hold_are_reported() {
+        let (s, r) = schemas();
+        let mut all = |_| true;
+        let mut b = SamplesBuilder::new((&s, &r), "", 0, &mut all);
+        b.labels::<&str, &str>(&[]);
+        b.sample("m", 1, 1.0);
+        b.sample("m", i64::MAX, 1.0);
+        b.sample("m", i64::MIN, 1.0);
+        let bad = b.finish().out_of_range.expect("out of range");
+        assert_eq!((bad.sample, bad.timestamp_ms), (2, i64::MAX));
+        assert!(bad.to_string().contains("DateTime64"), "{bad}");
+    }
+}
