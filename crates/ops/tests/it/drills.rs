@@ -41,15 +41,16 @@ struct Load {
 }
 
 impl Load {
-    fn start(f: &Fixture, every: Duration) -> Load {
+    fn start(f: &Fixture, prefix: &str, every: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, db, flag) = (f.rig.haproxy_gateway_url(), f.db.clone(), stop.clone());
+        let prefix = prefix.to_owned();
         let task = tokio::spawn(async move {
             let http = http();
             let (mut acked, mut failed) = (Vec::new(), Vec::new());
             let mut n = 0;
             while !flag.load(Ordering::Relaxed) {
-                let metric = format!("drill{n}");
+                let metric = format!("{prefix}{n}");
                 n += 1;
                 match post(&http, &url, &db, rows(&metric, BATCH)).await {
                     Ok(()) => acked.push(metric),
@@ -98,43 +99,66 @@ async fn assert_acked_present(f: &Fixture, acked: &[String]) {
     );
 }
 
+/// Takes gateway `name` down (`crash`: SIGKILL, else SIGTERM), waits until status shows it out of HAProxy, restarts it and
+/// waits until healthy again.
+async fn gateway_out_and_back(f: &Fixture, name: &str, crash: bool) {
+    if crash {
+        f.rig.stack().kill_service(name).expect("kill gateway");
+    } else {
+        f.rig.stop_node(name);
+    }
+    let (_, took) = wait_status(
+        &f.ops,
+        "gateway out of HAProxy",
+        Duration::from_secs(20),
+        |s| {
+            has_problem(s, name, "/readyz") && has_problem(s, "haproxy", &format!("{name} is DOWN"))
+        },
+    )
+    .await;
+    eprintln!("[drill gateway] HAProxy took {name} out {took:?} after it stopped (crash: {crash})");
+    assert_cli_degraded(name);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.rig.start_node(name);
+    let back = wait_healthy(&f.ops, Duration::from_secs(30)).await;
+    eprintln!("[drill gateway] healthy {back:?} after {name} restarted");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_gateway_killed_behind_haproxy() {
     let f = fixture("drill_gw").await;
     let _x = f.rig.exclusive().await;
     wait_healthy(&f.ops, Duration::from_secs(60)).await;
     let started = Instant::now();
-    let load = Load::start(&f, Duration::from_millis(50));
+    let load = Load::start(&f, "stop", Duration::from_millis(50));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // SIGTERM, as an orchestrator stops an instance: in-flight requests drain. (After a crash,
-    // SIGKILL, the one request in flight on it fails with 502 and the client retries.)
-    f.rig.stop_node("gateway-1");
-    let (_, took) = wait_status(
-        &f.ops,
-        "gateway-1 out of HAProxy",
-        Duration::from_secs(20),
-        |s| {
-            has_problem(s, "gateway-1", "/readyz") && has_problem(s, "haproxy", "gateway-1 is DOWN")
-        },
-    )
-    .await;
-    eprintln!("[drill gateway] HAProxy took gateway-1 out after {took:?}");
-    assert_cli_degraded("gateway-1");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    f.rig.start_node("gateway-1");
-    let back = wait_healthy(&f.ops, Duration::from_secs(30)).await;
-    eprintln!("[drill gateway] healthy {back:?} after restart");
+    // SIGTERM, as an orchestrator stops an instance: in-flight requests drain, no error at all.
+    gateway_out_and_back(&f, "gateway-1", false).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (acked, failed) = load.finish().await;
     assert!(
         failed.is_empty(),
-        "requests failed while a gateway died: {failed:?}"
+        "requests failed while a gateway stopped: {failed:?}"
     );
     assert!(acked.len() > 20, "traffic flowed: {} batches", acked.len());
-    assert_acked_present(&f, &acked).await;
+    // SIGKILL, a crash: only the one request in flight on it may fail (this client sends one
+    // at a time); HAProxy retries refused connections on the other gateway meanwhile.
+    let load = Load::start(&f, "crash", Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gateway_out_and_back(&f, "gateway-2", true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (acked2, failed2) = load.finish().await;
+    assert!(
+        failed2.len() <= 1,
+        "more than the in-flight request failed in a crash: {failed2:?}"
+    );
+    let all: Vec<String> = acked.iter().chain(acked2.iter()).cloned().collect();
+    assert_acked_present(&f, &all).await;
     eprintln!(
-        "[drill gateway] {} batches, 0 errors, {:.1}s",
+        "[drill gateway] stop: {} batches, 0 errors; crash: {} batches, failed {:?}; {:.1}s",
         acked.len(),
+        acked2.len(),
+        failed2,
         started.elapsed().as_secs_f64()
     );
     drop_db(f.rig, &f.db).await;
@@ -288,7 +312,7 @@ async fn drill_keeper_quorum_lost_and_restarted() {
     let _x = f.rig.exclusive().await;
     wait_healthy(&f.ops, Duration::from_secs(60)).await;
     let started = Instant::now();
-    let load = Load::start(&f, Duration::from_millis(100));
+    let load = Load::start(&f, "keeper", Duration::from_millis(100));
     tokio::time::sleep(Duration::from_secs(1)).await;
     f.rig.stop_node("keeper-1");
     f.rig.stop_node("keeper-2");
