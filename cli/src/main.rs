@@ -4,9 +4,9 @@
 //! subcommands (migrate, grafana, serve, loadgen, deploy) arrive as those parts land.
 //! `main` parses arguments and maps errors to exit codes; each subcommand lives in its own module.
 
-mod dlq;
 mod backup;
 mod deploy;
+mod dlq;
 mod grafana;
 mod loadgen;
 mod local;

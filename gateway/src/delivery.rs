@@ -56,6 +56,9 @@ pub struct Delivery {
     tasks: tokio_util::task::TaskTracker,
 }
 
+/// Sub-blocks of a rejected block sent at once while isolating its bad rows.
+const SPLIT_IN_FLIGHT: usize = 8;
+
 enum Outcome {
     Done,
     Stopped,
@@ -271,21 +274,34 @@ impl Delivery {
             Err(_) => return Outcome::Stopped,
         };
         let rows = e.meta.rows as usize;
-        // Ranges still to insert, in row order (a stack: next range on top).
-        let mut todo = vec![(0usize, rows)];
+        // Ranges still to insert; a rejected range is halved. Up to SPLIT_IN_FLIGHT ranges are
+        // sent at once: which sub-blocks get sent depends only on the data, not on the order,
+        // so a replay after a crash resends the same sub-blocks.
+        let mut todo = std::collections::VecDeque::from([(0usize, rows)]);
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
         let mut bad: Vec<(usize, String)> = Vec::new();
-        while let Some((lo, hi)) = todo.pop() {
-            match self.insert(lane, e, &block, (lo, hi)).await {
+        loop {
+            while in_flight.len() < SPLIT_IN_FLIGHT {
+                let Some(range) = todo.pop_front() else { break };
+                let block = &block;
+                in_flight.push(async move { (range, self.insert(lane, e, block, range).await) });
+            }
+            let Some(((lo, hi), result)) = futures_util::StreamExt::next(&mut in_flight).await
+            else {
+                break;
+            };
+            match result {
                 Err(()) => return Outcome::Stopped,
                 Ok(None) => {}
                 Ok(Some(reason)) if hi - lo == 1 => bad.push((lo, reason)),
                 Ok(Some(_)) => {
                     let mid = lo + (hi - lo) / 2;
-                    todo.push((mid, hi));
-                    todo.push((lo, mid));
+                    todo.push_back((lo, mid));
+                    todo.push_back((mid, hi));
                 }
             }
         }
+        bad.sort_by_key(|(i, _)| *i);
         if !bad.is_empty() && !self.dead_letter(e, &block, &bad) {
             return Outcome::Done;
         }

@@ -763,3 +763,23 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod durability_tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_chunks_end_at_line_ends_and_number_lines_from_the_body() {
+        let body = b"{\"a\":1}\n{\"a\":2}\n\n{\"a\":3}\n{\"a\":4}";
+        let chunks = ndjson_chunks(body, 9);
+        let joined: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+        assert_eq!(joined, body.to_vec(), "nothing lost or repeated");
+        assert!(chunks.iter().all(|(_, c)| c.ends_with(b"\n") || c.ends_with(b"}")));
+        assert_eq!(
+            chunks.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        let e = shift_lines(GatewayError::BadRequest("line 2: bad".into()), 5);
+        assert_eq!(e.to_string(), "line 6: bad");
+    }
+}

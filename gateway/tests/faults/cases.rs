@@ -400,7 +400,7 @@ async fn case7_poison_rows_go_to_the_dlq_and_replay_once_after_the_fix() {
     let load = Load::start(&gw.url, &db, shape);
     tokio::time::sleep(pick(Duration::from_secs(3), Duration::from_secs(10))).await;
     let s = load.stop().await;
-    gw.wait_drained(Duration::from_secs(60)).await;
+    gw.wait_drained(Duration::from_secs(180)).await;
     let bad = s.acked.iter().filter(|k| *k % 97 == 0).count() as u64;
     let good: Vec<u64> = s.acked.iter().copied().filter(|k| k % 97 != 0).collect();
     let before_fix = reconcile(rig, &db, &good).await;
@@ -438,6 +438,16 @@ async fn case7_poison_rows_go_to_the_dlq_and_replay_once_after_the_fix() {
     assert!(
         ok && (listing.contains("395") || listing.contains("throwIf")),
         "{listing}"
+    );
+    let first = std::fs::read_dir(&dlq)
+        .expect("dlq")
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+        .next()
+        .expect("an entry");
+    let (ok, shown) = chgate(&["--dir", dlq_s, "show", &first]);
+    assert!(
+        ok && shown.contains("\"v\":13"),
+        "show prints the rows: {shown}"
     );
     let (ok, kept) = chgate(&["--dir", dlq_s, "replay", "--all"]);
     assert!(
