@@ -51,11 +51,8 @@ pub async fn cluster(
     let mut shards: Vec<Vec<Replica>> = vec![Vec::new(); t.cluster.shards as usize];
     let mut version: Option<ServerVersion> = None;
     for n in t.clickhouse_nodes() {
-        let mut c = ClientConfig::new(
-            format!("http://{}:{}", t.network.listen, n.http_port),
-            t.clickhouse.user.clone(),
-            password.clone(),
-        );
+        // With [tls] in the topology every node serves HTTPS: use it, trusting the topology's CA.
+        let mut c = ClientConfig::for_node(t, &n, password.clone());
         c.timeout = cfg.insert_timeout;
         let client = Client::new(c)?;
         if let Ok(v) = client.version().await {

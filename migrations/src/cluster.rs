@@ -60,11 +60,8 @@ impl Cluster {
         let listen = t.network.listen.to_string();
         let mut nodes = Vec::new();
         for n in t.clickhouse_nodes() {
-            let mut cfg = ClientConfig::new(
-                format!("http://{listen}:{}", n.http_port),
-                t.clickhouse.user.clone(),
-                password.clone(),
-            );
+            // HTTPS with the topology's CA when it has [tls].
+            let mut cfg = ClientConfig::for_node(t, &n, password.clone());
             cfg.timeout = request_timeout;
             nodes.push(Node {
                 name: n.name,

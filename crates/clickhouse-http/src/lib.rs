@@ -45,6 +45,14 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The CA certificate for TLS could not be read or parsed.
+    #[error("TLS CA certificate {}: {message}", path.display())]
+    Tls {
+        /// The PEM file.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        message: String,
+    },
     /// A row of the answer did not match the expected shape.
     #[error("unexpected answer from ClickHouse at {host}: {reason}")]
     Decode {
@@ -88,6 +96,9 @@ pub struct ClientConfig {
     pub password: Secret,
     /// Per-request timeout. Default in [`ClientConfig::new`]: 30 s.
     pub timeout: Duration,
+    /// Extra CA certificate (PEM file) trusted for `https` URLs, e.g. the topology's `[tls] ca`.
+    /// Default none (the system roots only).
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl ClientConfig {
@@ -98,7 +109,30 @@ impl ClientConfig {
             user: user.into(),
             password,
             timeout: Duration::from_secs(30),
+            ca_cert: None,
         }
+    }
+}
+
+impl ClientConfig {
+    /// The config for one node of a topology: `https` on its `https_port` trusting `[tls] ca`
+    /// when the topology has `[tls]`, plain `http` otherwise.
+    pub fn for_node(
+        t: &chgate_topology::Topology,
+        node: &chgate_topology::ClickHouseNode,
+        password: Secret,
+    ) -> Self {
+        let (scheme, port) = match (&t.tls, node.https_port) {
+            (Some(_), Some(p)) => ("https", p),
+            _ => ("http", node.http_port),
+        };
+        let mut c = ClientConfig::new(
+            format!("{scheme}://{}:{port}", t.network.listen),
+            t.clickhouse.user.clone(),
+            password,
+        );
+        c.ca_cert = t.tls.as_ref().map(|tls| tls.ca.clone());
+        c
     }
 }
 
@@ -123,7 +157,19 @@ impl Client {
             .unwrap_or(&cfg.url)
             .trim_end_matches('/')
             .to_owned();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &cfg.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| Error::Tls {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Tls {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let http = builder
             .timeout(cfg.timeout)
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(5))

@@ -21,6 +21,7 @@ pub mod probe;
 pub mod process;
 pub mod ready;
 pub mod status;
+pub mod tls;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub enum StackError {
         /// apt-get's message.
         reason: String,
     },
+    /// The `[tls]` files are incomplete or could not be generated.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A file could not be written or read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -221,6 +225,11 @@ impl Stack {
         let ch_password = self.clickhouse_password()?;
         let pg_password = self.postgres_password()?;
         prepare::ensure_secret(&self.topology.grafana.secret_key, &self.state_dir)?;
+        if let Some(tls) = &self.topology.tls {
+            if tls::ensure(&tls.resolved(&self.state_dir))? {
+                progress("generated a local CA and server certificate for [tls]");
+            }
+        }
         prepare::dirs(&self.state_dir, &self.services)?;
         let mut keeper_waited = false;
         let deadline = std::time::Instant::now() + opts.ready_timeout;

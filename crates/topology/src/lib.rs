@@ -120,6 +120,9 @@ pub fn load(path: &Path) -> Result<LoadedTopology, TopologyError> {
         .unwrap_or(Path::new("."));
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     let state_dir = dir.join(&topology.state_dir);
+    let mut topology = topology;
+    // TLS files are used by several processes and renderers: make them absolute once.
+    topology.tls = topology.tls.map(|tls| tls.resolved(&state_dir));
     Ok(LoadedTopology {
         topology,
         state_dir,

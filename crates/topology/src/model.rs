@@ -30,6 +30,47 @@ pub struct Topology {
     pub postgres: PostgresSection,
     /// HAProxy in front of the gateways and Grafana.
     pub haproxy: HaproxySection,
+    /// TLS certificates; absent = plain HTTP between the parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[tls]`: PEM files for TLS between chgate's parts. When present, every ClickHouse node also
+/// serves HTTPS (`https_port`, from `<openSSL><server>`), gateways and `chgate migrate` talk to
+/// ClickHouse over HTTPS trusting `ca`, and HAProxy terminates TLS on its gateway front.
+/// Relative paths are resolved against `state_dir`; `chgate local up` generates a local CA and a
+/// server certificate for 127.0.0.1/localhost when the files are missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// CA certificate that signed `cert`; clients trust it.
+    pub ca: PathBuf,
+    /// Server certificate chain (ClickHouse HTTPS, HAProxy).
+    pub cert: PathBuf,
+    /// The certificate's private key.
+    pub key: PathBuf,
+    /// HTTPS port of the first ClickHouse node (node i gets +i). Default `base_port + 1201`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clickhouse_https_port: Option<u16>,
+}
+
+impl TlsSection {
+    /// The paths with relative ones resolved against `base` (the state directory).
+    pub fn resolved(&self, base: &std::path::Path) -> TlsSection {
+        let abs = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        TlsSection {
+            ca: abs(&self.ca),
+            cert: abs(&self.cert),
+            key: abs(&self.key),
+            clickhouse_https_port: self.clickhouse_https_port,
+        }
+    }
 }
 
 /// `[cluster]`: name and shape of the ClickHouse cluster.
@@ -164,6 +205,7 @@ impl Default for Topology {
             grafana: GrafanaSection::default(),
             postgres: PostgresSection::default(),
             haproxy: HaproxySection::default(),
+            tls: None,
         }
     }
 }
@@ -264,6 +306,9 @@ pub struct ClickHouseNode {
     pub tcp_port: u16,
     /// Interserver HTTP port.
     pub interserver_port: u16,
+    /// HTTPS port, when the topology has `[tls]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_port: Option<u16>,
 }
 
 /// One Keeper node with its resolved ports.
@@ -315,6 +360,10 @@ impl Topology {
                     http_port: narrow(port_at(c.http_port, base, 121, i)),
                     tcp_port: narrow(port_at(c.tcp_port, base, 1001, i)),
                     interserver_port: narrow(port_at(c.interserver_port, base, 1101, i)),
+                    https_port: self
+                        .tls
+                        .as_ref()
+                        .map(|tls| narrow(port_at(tls.clickhouse_https_port, base, 1201, i))),
                 });
             }
         }

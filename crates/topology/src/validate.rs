@@ -127,6 +127,12 @@ pub fn port_uses(t: &Topology) -> Vec<(u32, String)> {
             port_at(c.interserver_port, b, 1101, i),
             format!("clickhouse.interserver_port ({node})"),
         ));
+        if let Some(tls) = &t.tls {
+            uses.push((
+                port_at(tls.clickhouse_https_port, b, 1201, i),
+                format!("tls.clickhouse_https_port ({node})"),
+            ));
+        }
     }
     for i in 0..k.nodes {
         let node = format!("keeper node {}", i + 1);

@@ -95,3 +95,131 @@ async fn https_listener_takes_rows_with_a_certificate_the_client_trusts() {
     let _ = tx.send(());
     server.await.expect("join").expect("gateway ran");
 }
+
+/// A throwaway CA and a leaf for 127.0.0.1 signed by it (rcgen): (CA PEM, leaf PEM, leaf key PEM).
+fn test_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "chgate test CA");
+    let ca_key = KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    let key = KeyPair::generate().expect("key");
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("leaf");
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The gateway's topology with every ClickHouse HTTP port pointing at a closed port: the only
+/// way to reach ClickHouse is the `[tls]` HTTPS port.
+fn https_only(t: &chgate_topology::Topology) -> chgate_topology::Topology {
+    let mut t = t.clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    t.clickhouse.http_port = Some(port);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_end_to_end_client_to_gateway_to_clickhouse_over_https() {
+    let rig = rig().await;
+    let rig_tls = rig
+        .topology()
+        .tls
+        .clone()
+        .expect("the test rig's topology has [tls] (crates/harness/rig.toml)");
+    let db = migrated_db(rig, "gw_tls_e2e");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = test_ca();
+    for (name, pem) in [("ca.crt", &ca), ("gw.crt", &cert), ("gw.key", &key)] {
+        std::fs::write(dir.path().join(name), pem).expect("write");
+    }
+    let start = |topology: chgate_topology::Topology| {
+        let dir = dir.path().to_owned();
+        let db = db.clone();
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let mut cfg = GatewayConfig {
+                database: Some(db),
+                insert_attempts: 2,
+                tls: Some(TlsConfig {
+                    cert: dir.join("gw.crt"),
+                    key: dir.join("gw.key"),
+                }),
+                ..GatewayConfig::default()
+            };
+            cfg.batch.max_age = Duration::from_millis(50);
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let password = rig.clickhouse_password();
+            let task = tokio::spawn(async move {
+                let stop = async {
+                    let _ = rx.await;
+                };
+                chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
+            });
+            (port, tx, task)
+        }
+    };
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("pem"))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+
+    // 1. HTTPS client -> gateway (rustls, test CA) -> ClickHouse over HTTPS only (rig CA).
+    let (port, stop, task) = start(https_only(rig.topology())).await;
+    let resp = client
+        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
+        .body("tls_e2e,host=a value=1 1700000000\ntls_e2e,host=b value=2 1700000000\n")
+        .send()
+        .await
+        .expect("https post");
+    assert_eq!(
+        resp.status(),
+        204,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let _ = stop.send(());
+    task.await.expect("join").expect("gateway ran");
+    let rows = |m: &'static str| {
+        let db = db.clone();
+        async move {
+            per_shard_counts(
+                rig,
+                &format!("{db}.samples_local"),
+                &format!("metric = '{m}'"),
+            )
+            .await
+            .iter()
+            .sum::<u64>()
+        }
+    };
+    assert_eq!(rows("tls_e2e").await, 2);
+
+    // 2. The gateway verifies ClickHouse's certificate: trusting another CA, nothing is written.
+    let mut wrong = https_only(rig.topology());
+    let mut tls = rig_tls.clone();
+    tls.ca = dir.path().join("ca.crt");
+    wrong.tls = Some(tls);
+    let (port, stop, task) = start(wrong).await;
+    let resp = client
+        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
+        .body("tls_wrong_ca,host=a value=1 1700000000\n")
+        .send()
+        .await
+        .expect("https post");
+    assert!(
+        resp.status().is_server_error(),
+        "an untrusted ClickHouse certificate must fail the insert, got {}",
+        resp.status()
+    );
+    let _ = stop.send(());
+    let _ = task.await;
+    assert_eq!(rows("tls_wrong_ca").await, 0);
+}

@@ -73,6 +73,7 @@ pub fn config_xml(t: &Topology, node: &ClickHouseNode, cx: NodeContext<'_>) -> S
         x,
         "  <interserver_http_port>{interserver}</interserver_http_port>"
     );
+    x.push_str(&https(t, node, cx.addressing));
     let host = cx.addressing.host(t, &node.name);
     let _ = writeln!(
         x,
@@ -108,6 +109,41 @@ pub fn config_xml(t: &Topology, node: &ClickHouseNode, cx: NodeContext<'_>) -> S
     );
     let _ = writeln!(x, "</{}>", cx.root.tag());
     x
+}
+
+/// Container HTTPS port of ClickHouse with [`Addressing::Pods`].
+pub const POD_HTTPS_PORT: u16 = 8443;
+/// Where pods mount the `[tls]` files (a Kubernetes TLS Secret: `ca.crt`, `tls.crt`, `tls.key`).
+pub const POD_TLS_DIR: &str = "/etc/chgate/tls";
+
+/// `<https_port>` and the `<openSSL><server>` certificate config when the topology has `[tls]`
+/// (ClickHouse 18.16 serves HTTPS from this as modern versions do). Only file paths are
+/// rendered, never key material.
+fn https(t: &Topology, node: &ClickHouseNode, a: Addressing) -> String {
+    let Some(tls) = &t.tls else {
+        return String::new();
+    };
+    let (port, cert, key) = match a {
+        Addressing::Local => (
+            node.https_port.unwrap_or(POD_HTTPS_PORT),
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+        ),
+        Addressing::Pods => (
+            POD_HTTPS_PORT,
+            format!("{POD_TLS_DIR}/tls.crt"),
+            format!("{POD_TLS_DIR}/tls.key"),
+        ),
+    };
+    format!(
+        "  <https_port>{port}</https_port>\n  <openSSL>\n    <server>\n      \
+         <certificateFile>{}</certificateFile>\n      <privateKeyFile>{}</privateKeyFile>\n      \
+         <verificationMode>none</verificationMode>\n      <loadDefaultCAFile>false</loadDefaultCAFile>\n      \
+         <cacheSessions>true</cacheSessions>\n      <disableProtocols>sslv2,sslv3</disableProtocols>\n      \
+         <preferServerCiphers>true</preferServerCiphers>\n    </server>\n  </openSSL>\n",
+        xml_escape(&cert),
+        xml_escape(&key)
+    )
 }
 
 /// `<remote_servers>`: one cluster, every shard with `internal_replication` so the Distributed
@@ -220,6 +256,42 @@ mod tests {
             root: ConfigRoot::Yandex,
         };
         config_xml(&t, n, cx)
+    }
+
+    #[test]
+    fn tls_adds_https_port_and_certificate_paths_only_when_configured() {
+        assert!(!render_first().contains("https_port"));
+        let t = Topology {
+            tls: Some(crate::model::TlsSection {
+                ca: "/s/tls/ca.crt".into(),
+                cert: "/s/tls/server.crt".into(),
+                key: "/s/tls/server.key".into(),
+                clickhouse_https_port: None,
+            }),
+            ..Topology::default()
+        };
+        let n = &t.clickhouse_nodes()[2];
+        assert_eq!(n.https_port, Some(18000 + 1201 + 2));
+        let local = NodeContext {
+            dir: Path::new("/s/ch-s2r1"),
+            addressing: Addressing::Local,
+            root: ConfigRoot::Yandex,
+        };
+        let x = config_xml(&t, n, local);
+        assert!(x.contains("<https_port>19203</https_port>"), "{x}");
+        assert!(x.contains("<certificateFile>/s/tls/server.crt</certificateFile>"));
+        assert!(x.contains("<privateKeyFile>/s/tls/server.key</privateKeyFile>"));
+        assert!(!x.contains("PRIVATE KEY"), "paths only, never key material");
+        let pods = config_xml(
+            &t,
+            n,
+            NodeContext {
+                addressing: Addressing::Pods,
+                ..local
+            },
+        );
+        assert!(pods.contains("<https_port>8443</https_port>"));
+        assert!(pods.contains("/etc/chgate/tls/tls.key"));
     }
 
     #[test]
