@@ -158,6 +158,20 @@ mod tests {
     }
 
     #[test]
+    fn production_example_has_auth_and_tls_and_validates() {
+        let c = GatewayConfig::parse(include_str!("../gateway.production.toml"))
+            .expect("production example parses");
+        c.validate().expect("production example validates");
+        assert!(c.auth.enabled && c.tls.is_some() && !c.listen.ip().is_loopback());
+        let open = GatewayConfig {
+            auth: crate::auth::AuthConfig::default(),
+            ..c
+        };
+        let e = open.validate().expect_err("no auth on a public listener");
+        assert!(e.contains("[auth]"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
         let e = GatewayConfig::parse("[batch]\nmax_rows = 0\n")
             .expect("parses")
