@@ -153,13 +153,17 @@ fn print_tables(s: &ClusterStatus) {
     );
     for g in &s.gateways {
         println!(
-            "{:<10} {:<5} {:>12} {:>9} {:>9}  {:?}",
+            "{:<10} {:<5} {:>12} {:>9} {:>9}  {}",
             g.name,
             yes(g.ready),
             g.spool_bytes,
             g.spool_segments,
             g.dlq_rows,
-            g.breakers_open
+            if g.breakers_open.is_empty() {
+                "-".to_owned()
+            } else {
+                g.breakers_open.join(",")
+            }
         );
     }
     if s.healthy() {

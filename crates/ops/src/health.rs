@@ -74,7 +74,7 @@ pub fn assess(s: &ClusterStatus, th: &Thresholds, judge_grafana: bool) -> Vec<Pr
         if !g.breakers_open.is_empty() {
             out.push(problem(
                 &g.name,
-                format!("shard breaker open for shards {:?}", g.breakers_open),
+                format!("shard breaker open for {}", g.breakers_open.join(", ")),
             ));
         }
     }
@@ -351,7 +351,7 @@ mod tests {
         s.gateways.push(GatewayStatus {
             name: "gateway-1".into(),
             ready: true,
-            breakers_open: vec![2],
+            breakers_open: vec!["2".into()],
             ..GatewayStatus::default()
         });
         s.haproxy.servers = parse_haproxy_csv(

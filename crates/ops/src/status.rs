@@ -192,8 +192,9 @@ pub struct GatewayStatus {
     pub spool_segments: u64,
     /// `chgate_dlq_rows`: rows set aside that need a replay.
     pub dlq_rows: u64,
-    /// Shards whose `chgate_shard_breaker_open` is 1.
-    pub breakers_open: Vec<u32>,
+    /// `shard` labels whose `chgate_shard_breaker_open` is 1 (a shard number, or the lane name
+    /// the gateway uses).
+    pub breakers_open: Vec<String>,
 }
 
 /// Collects every fact and assesses them.
@@ -497,10 +498,10 @@ fn fill_gateway_metrics(s: &mut GatewayStatus, text: &str) {
     s.spool_bytes = sum("chgate_spool_bytes");
     s.spool_segments = sum("chgate_spool_segments");
     s.dlq_rows = sum("chgate_dlq_rows");
-    let mut open: BTreeMap<u32, bool> = BTreeMap::new();
+    let mut open: BTreeMap<String, bool> = BTreeMap::new();
     for (labels, v) in health::prometheus_samples(text, "chgate_shard_breaker_open") {
-        if let Some(shard) = health::label(&labels, "shard").and_then(|x| x.parse().ok()) {
-            open.insert(shard, v >= 1.0);
+        if let Some(shard) = health::label(&labels, "shard") {
+            open.insert(shard.to_owned(), v >= 1.0);
         }
     }
     s.breakers_open = open
@@ -528,7 +529,7 @@ mod tests {
              chgate_shard_breaker_open{shard=\"1\"} 0\nchgate_shard_breaker_open{shard=\"2\"} 1\n",
         );
         assert_eq!((s.spool_bytes, s.spool_segments, s.dlq_rows), (4096, 2, 7));
-        assert_eq!(s.breakers_open, vec![2]);
+        assert_eq!(s.breakers_open, vec!["2".to_owned()]);
     }
 
     #[test]
