@@ -73,6 +73,14 @@ impl Load {
 /// Every acknowledged batch is in ClickHouse with all its rows (read through the Distributed
 /// table after every replica synced).
 async fn assert_acked_present(f: &Fixture, acked: &[String]) {
+    // A gateway acking from its spool delivers later: wait until every spool is empty.
+    wait_status(
+        &f.ops,
+        "gateway spools drained",
+        Duration::from_secs(60),
+        |s| s.gateways.iter().all(|g| g.spool_bytes == 0),
+    )
+    .await;
     for i in 0..f.rig.nodes().len() {
         local_rows(f.rig, i, &f.db).await;
     }
