@@ -226,9 +226,11 @@ impl Stack {
         let pg_password = self.postgres_password()?;
         prepare::ensure_secret(&self.topology.grafana.secret_key, &self.state_dir)?;
         if let Some(tls) = &self.topology.tls {
-            if tls::ensure(&tls.resolved(&self.state_dir))? {
+            let tls = tls.resolved(&self.state_dir);
+            if tls::ensure(&tls)? {
                 progress("generated a local CA and server certificate for [tls]");
             }
+            tls::write_haproxy_pem(&tls)?;
         }
         prepare::dirs(&self.state_dir, &self.services)?;
         let mut keeper_waited = false;

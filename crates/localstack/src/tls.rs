@@ -44,6 +44,21 @@ pub fn ensure(tls: &TlsSection) -> Result<bool, StackError> {
     Ok(true)
 }
 
+/// Writes HAProxy's `crt` file (certificate then key, mode 0600) from `[tls]` cert and key.
+///
+/// # Errors
+/// [`StackError::Io`].
+pub fn write_haproxy_pem(tls: &TlsSection) -> Result<(), StackError> {
+    let read = |p: &Path| {
+        fs::read_to_string(p).map_err(|e| StackError::Io {
+            path: p.to_owned(),
+            source: e,
+        })
+    };
+    let pem = format!("{}\n{}", read(&tls.cert)?.trim_end(), read(&tls.key)?);
+    write(&tls.haproxy_pem(), &pem, 0o600)
+}
+
 /// (CA certificate, server certificate, server key), all PEM.
 pub fn generate() -> Result<(String, String, String), rcgen::Error> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -95,6 +110,7 @@ mod tests {
             cert: dir.path().join("tls/server.crt"),
             key: dir.path().join("tls/server.key"),
             clickhouse_https_port: None,
+            haproxy_gateway_port: None,
         };
         assert!(ensure(&tls).expect("generated"));
         let key = fs::read_to_string(&tls.key).expect("key");
@@ -105,6 +121,9 @@ mod tests {
             !ensure(&tls).expect("kept"),
             "existing files are used as they are"
         );
+        write_haproxy_pem(&tls).expect("haproxy pem");
+        let pem = fs::read_to_string(tls.haproxy_pem()).expect("pem");
+        assert!(pem.contains("BEGIN CERTIFICATE") && pem.contains("PRIVATE KEY"));
         fs::remove_file(&tls.ca).expect("rm");
         let e = ensure(&tls).expect_err("partial");
         assert!(e.to_string().contains("ca.crt"), "{e}");

@@ -52,6 +52,9 @@ pub struct TlsSection {
     /// HTTPS port of the first ClickHouse node (node i gets +i). Default `base_port + 1201`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clickhouse_https_port: Option<u16>,
+    /// HAProxy's HTTPS front for the gateways (beside the plain one). Default `base_port + 443`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub haproxy_gateway_port: Option<u16>,
 }
 
 impl TlsSection {
@@ -69,7 +72,14 @@ impl TlsSection {
             cert: abs(&self.cert),
             key: abs(&self.key),
             clickhouse_https_port: self.clickhouse_https_port,
+            haproxy_gateway_port: self.haproxy_gateway_port,
         }
+    }
+
+    /// Certificate and key in one PEM file, as HAProxy's `crt` wants it (written by
+    /// `chgate local up` beside `cert`, mode 0600).
+    pub fn haproxy_pem(&self) -> PathBuf {
+        self.cert.with_file_name("haproxy.pem")
     }
 }
 
@@ -439,6 +449,18 @@ impl Topology {
             404,
             0,
         ))
+    }
+
+    /// HAProxy's HTTPS gateway front, when the topology has `[tls]`.
+    pub fn haproxy_gateway_tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|tls| {
+            narrow(port_at(
+                tls.haproxy_gateway_port,
+                self.network.base_port,
+                443,
+                0,
+            ))
+        })
     }
 
     /// Grafana alerting gossip port of the instance with 0-based `index`.

@@ -134,6 +134,12 @@ pub fn port_uses(t: &Topology) -> Vec<(u32, String)> {
             ));
         }
     }
+    if let Some(tls) = &t.tls {
+        uses.push((
+            port_at(tls.haproxy_gateway_port, b, 443, 0),
+            "tls.haproxy_gateway_port".to_owned(),
+        ));
+    }
     for i in 0..k.nodes {
         let node = format!("keeper node {}", i + 1);
         uses.push((

@@ -223,3 +223,57 @@ async fn tls_end_to_end_client_to_gateway_to_clickhouse_over_https() {
     let _ = task.await;
     assert_eq!(rows("tls_wrong_ca").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_terminates_tls_in_front_of_the_rigs_gateways() {
+    let rig = rig().await;
+    let tls = rig.topology().tls.clone().expect("the test rig has [tls]");
+    let port = rig
+        .topology()
+        .haproxy_gateway_tls_port()
+        .expect("HAProxy TLS front");
+    let db = rig.topology().cluster.database.clone();
+    {
+        let _ddl = rig.shared().await;
+        rig.migrate(&db);
+    }
+    let ca = std::fs::read(&tls.ca).expect("rig CA");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let metric = rig.unique_name("haproxy_tls");
+    let resp = client
+        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
+        .body(format!(
+            "{metric},host=a value=1 1700000000\n{metric},host=b value=2 1700000000\n"
+        ))
+        .send()
+        .await
+        .expect("https post through HAProxy");
+    assert_eq!(
+        resp.status(),
+        204,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    let n: u64 = per_shard_counts(
+        rig,
+        &format!("{db}.samples_local"),
+        &format!("metric = '{metric}'"),
+    )
+    .await
+    .iter()
+    .sum();
+    assert_eq!(n, 2);
+    // Without the CA the certificate is not trusted.
+    let untrusted = reqwest::Client::new()
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a client without the rig's CA must not connect"
+    );
+}

@@ -267,6 +267,7 @@ mod tests {
                 cert: "/s/tls/server.crt".into(),
                 key: "/s/tls/server.key".into(),
                 clickhouse_https_port: None,
+                haproxy_gateway_port: None,
             }),
             ..Topology::default()
         };

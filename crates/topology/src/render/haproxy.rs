@@ -91,6 +91,17 @@ pub fn haproxy_cfg(t: &Topology, a: Addressing) -> String {
         t,
         a,
     );
+    if let (Some(tls), Some(port)) = (&t.tls, t.haproxy_gateway_tls_port()) {
+        // TLS terminated here, to the same gateway backend as the plain front.
+        let pem = match a {
+            Addressing::Local => tls.haproxy_pem().display().to_string(),
+            Addressing::Pods => format!("{}/haproxy.pem", super::clickhouse::POD_TLS_DIR),
+        };
+        let _ = write!(
+            c,
+            "frontend gateway_tls\n    bind {bind}:{port} ssl crt {pem}\n    default_backend gateways\n\n"
+        );
+    }
     let grafana = Front {
         name: "grafana",
         port: t.haproxy_grafana_port(),
@@ -146,6 +157,28 @@ pub fn gateway_ambassador_cfg(t: &Topology, gateway: &crate::Instance) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_adds_an_https_gateway_front_only_with_tls() {
+        let plain = haproxy_cfg(&Topology::default(), Addressing::Local);
+        assert!(!plain.contains("ssl crt"));
+        let t = Topology {
+            tls: Some(crate::model::TlsSection {
+                ca: "/s/tls/ca.crt".into(),
+                cert: "/s/tls/server.crt".into(),
+                key: "/s/tls/server.key".into(),
+                clickhouse_https_port: None,
+                haproxy_gateway_port: None,
+            }),
+            ..Topology::default()
+        };
+        let c = haproxy_cfg(&t, Addressing::Local);
+        assert!(
+            c.contains("frontend gateway_tls\n    bind 127.0.0.1:18443 ssl crt /s/tls/haproxy.pem\n    default_backend gateways"),
+            "{c}"
+        );
+        assert!(c.contains("frontend gateway\n"), "the plain front stays");
+    }
 
     #[test]
     fn both_frontends_have_health_checked_servers() {
