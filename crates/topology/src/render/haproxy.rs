@@ -150,6 +150,15 @@ pub fn gateway_ambassador_cfg(t: &Topology, gateway: &crate::Instance) -> String
             port = n.http_port,
             pod_port = a.clickhouse_ports(&n).0
         );
+        if let Some(https) = n.https_port {
+            // With [tls] the gateway talks HTTPS to ClickHouse; TCP mode passes it through.
+            let _ = write!(
+                c,
+                "listen {name}-https\n    bind {listen}:{https}\n    server {name} {name}:{pod_port} init-addr last,libc,none resolvers pods\n\n",
+                name = n.name,
+                pod_port = super::clickhouse::POD_HTTPS_PORT
+            );
+        }
     }
     c
 }
