@@ -342,6 +342,26 @@ async fn case6_corrupt_spool_tail_is_truncated_reported_and_the_rest_replayed() 
     tokio::time::sleep(pick(Duration::from_secs(3), Duration::from_secs(8))).await;
     let s = load.stop().await;
     let pending = gw.metric("chgate_spool_bytes").await;
+    // With spooled acks a down shard only grows the spool: still ready, and /readyz says why.
+    let ready = http()
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let state: serde_json::Value = ready.json().await.expect("readyz JSON");
+    assert_eq!(state["ack"], "spooled", "{state}");
+    assert_eq!(
+        state["shards"][0]["reachable"],
+        serde_json::json!([]),
+        "{state}"
+    );
+    assert_ne!(state["shards"][0]["breaker"], "closed", "{state}");
+    assert_eq!(state["shards"][1]["breaker"], "closed", "{state}");
+    assert!(
+        state["spool"]["pending_bytes"].as_u64() > Some(0),
+        "{state}"
+    );
     gw.kill();
     // A crash in the middle of appending a record leaves a torn tail: a record header that
     // promises more bytes than were written (that record was never acked).
