@@ -103,9 +103,19 @@ impl Suite {
             let mut counts = Vec::new();
             for (i, _) in nodes.iter().enumerate().filter(|(_, n)| n.shard == shard) {
                 let c = self.rig.clickhouse(i);
-                c.execute(&format!("SYSTEM SYNC REPLICA {table}"))
-                    .await
-                    .expect("sync replica");
+                // The rig is busy while several suites run: a sync may outlast one client
+                // timeout, so retry it a few times.
+                let mut synced = Err(String::new());
+                for _ in 0..6 {
+                    synced = c
+                        .execute(&format!("SYSTEM SYNC REPLICA {table}"))
+                        .await
+                        .map_err(|e| e.to_string());
+                    if synced.is_ok() {
+                        break;
+                    }
+                }
+                synced.expect("sync replica");
                 let n: u64 = c
                     .query(&format!(
                         "SELECT count() FROM {table} WHERE metric = '{metric}'"
