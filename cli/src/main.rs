@@ -13,8 +13,8 @@ mod local;
 mod migrate;
 mod serve;
 mod smoke;
-mod tenant;
 mod status;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
