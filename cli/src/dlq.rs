@@ -64,10 +64,14 @@ fn open(args: &DlqArgs) -> anyhow::Result<Dlq> {
                 GatewayConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             cfg.spool
                 .dir
-                .with_context(|| format!("{}: no [spool] dir, so no dead-letter queue", p.display()))?
+                .with_context(|| {
+                    format!("{}: no [spool] dir, so no dead-letter queue", p.display())
+                })?
                 .join("dlq")
         }
-        (None, None) => anyhow::bail!("say where the dead-letter queue is: --dir DIR or --gateway-config FILE"),
+        (None, None) => {
+            anyhow::bail!("say where the dead-letter queue is: --dir DIR or --gateway-config FILE")
+        }
     };
     anyhow::ensure!(
         dir.is_dir(),
@@ -109,7 +113,14 @@ fn list(dlq: &Dlq, json: bool) -> anyhow::Result<()> {
     println!("{:<28} {:<32} {:>6}  reason", "id", "table", "rows");
     let now = chgate_gateway::server::now_ms();
     for e in &entries {
-        let reason: String = e.reason.lines().next().unwrap_or("").chars().take(100).collect();
+        let reason: String = e
+            .reason
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
         println!(
             "{:<28} {:<32} {:>6}  {reason} ({} s ago)",
             e.id,
@@ -119,7 +130,11 @@ fn list(dlq: &Dlq, json: bool) -> anyhow::Result<()> {
         );
     }
     let rows: u64 = entries.iter().map(|e| u64::from(e.rows)).sum();
-    println!("{} entries, {rows} rows in {}", entries.len(), dlq.dir().display());
+    println!(
+        "{} entries, {rows} rows in {}",
+        entries.len(),
+        dlq.dir().display()
+    );
     Ok(())
 }
 

@@ -187,8 +187,9 @@ pub fn decode_rows(
     while !data.is_empty() {
         let mut row = serde_json::Map::new();
         for c in &cols {
-            let v = value(&c.ty, &mut data)
-                .ok_or_else(|| format!("row {}: column `{}` is cut short", out.len() + 1, c.name))?;
+            let v = value(&c.ty, &mut data).ok_or_else(|| {
+                format!("row {}: column `{}` is cut short", out.len() + 1, c.name)
+            })?;
             row.insert(c.name.clone(), v);
         }
         out.push(row);
@@ -234,7 +235,10 @@ fn value(ty: &ColumnType, data: &mut &[u8]) -> Option<serde_json::Value> {
         T::Float64 => J::from(f64::from_le_bytes(le(data)?)),
         T::Enum8(names) => {
             let code = le::<1>(data)?[0] as i8;
-            enum_name(names.iter().map(|(n, c)| (n, i16::from(*c))), i16::from(code))
+            enum_name(
+                names.iter().map(|(n, c)| (n, i16::from(*c))),
+                i16::from(code),
+            )
         }
         T::Enum16(names) => {
             let code = i16::from_le_bytes(le(data)?);
