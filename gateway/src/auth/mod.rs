@@ -427,8 +427,12 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
                     .get("X-ClickHouse-Database")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                if let Err(e) = clickhouse_compat(&app, &params, header_db).await {
-                    return e.into_response();
+                // The bare `GET /` ping of ClickHouse clients reads nothing: let it through.
+                let ping = req.method() == axum::http::Method::GET && !params.contains_key("query");
+                if !ping {
+                    if let Err(e) = clickhouse_compat(&app, &params, header_db).await {
+                        return e.into_response();
+                    }
                 }
             }
             next.run(req).await

@@ -182,6 +182,28 @@ async fn unauthenticated_revoked_and_cross_tenant_writes_are_refused_and_write_n
         .await
         .expect("send");
     assert_eq!(insert.status(), 403);
+    let ping = http()
+        .get(format!("{}/", gw.url))
+        .header(k, &v)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        ping.status(),
+        200,
+        "the ClickHouse client ping works for tenants"
+    );
+    let read = http()
+        .get(format!("{}/?query=SELECT%201", gw.url))
+        .header(k, &v)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        read.status(),
+        403,
+        "tenants may not read through the gateway"
+    );
 
     // Alice writes (Bearer, InfluxDB 2's `Token`, Prometheus-style Basic), and cannot write in
     // bob's name or into a system table.
