@@ -420,8 +420,15 @@ impl Spool {
                 body_len,
             });
         }
-        g.active.write_all(&buf).map_err(io(&path))?;
-        g.active.sync_data().map_err(io(&path))?;
+        let written = g.active.write_all(&buf).and_then(|()| g.active.sync_data());
+        if let Err(e) = written {
+            // Nothing of this append was acked. Cut what may have been written, or start a new
+            // segment, so later records never follow a torn one (a scan stops at the first).
+            if g.active.set_len(len).is_err() {
+                let _ = self.roll(&mut g);
+            }
+            return Err(io(&path)(e));
+        }
         len += buf.len() as u64;
         let seq = g.active_seq;
         let seg = g.segments.entry(seq).or_default();
@@ -477,12 +484,16 @@ impl Spool {
     pub fn delivered(&self, e: &Entry) {
         let mut g = self.lock();
         let rec = record(KIND_DELIVERED, &e.meta.id.to_le_bytes(), &[]);
+        let seq = g.active_seq;
+        let before = g.segments.get(&seq).map_or(0, |s| s.len);
         // Not synced: a lost marker only means one resend, which deduplication drops.
         if let Err(err) = g.active.write_all(&rec) {
             tracing::warn!(error = %err, "cannot write a spool delivery marker");
-        }
-        let seq = g.active_seq;
-        if let Some(s) = g.segments.get_mut(&seq) {
+            // A torn marker must not precede later blocks: cut it, or start a new segment.
+            if g.active.set_len(before).is_err() {
+                let _ = self.roll(&mut g);
+            }
+        } else if let Some(s) = g.segments.get_mut(&seq) {
             s.len += rec.len() as u64;
         }
         if let Some(s) = g.segments.get_mut(&e.seq) {
