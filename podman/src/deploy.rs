@@ -342,11 +342,22 @@ pub fn down(loaded: &LoadedTopology, volumes: bool) -> Result<DownReport, Deploy
     // Reverse start order: front doors first, Keeper last.
     for c in Component::ORDER.iter().rev() {
         let names = m.pods(*c);
-        for p in ours.iter().filter(|p| names.contains(&p.name)) {
-            podman::podman(&["pod", "stop", "-t", "10", &p.name], None)?;
-            podman::podman(&["pod", "rm", "-f", &p.name], None)?;
-            report.pods.push(p.name.clone());
+        let found: Vec<&str> = ours
+            .iter()
+            .filter(|p| names.contains(&p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        if found.is_empty() {
+            continue;
         }
+        // One command per component: podman stops the pods of a component in parallel.
+        let mut stop = vec!["pod", "stop", "-t", "10"];
+        stop.extend(&found);
+        podman::podman(&stop, None)?;
+        let mut rm = vec!["pod", "rm", "-f"];
+        rm.extend(&found);
+        podman::podman(&rm, None)?;
+        report.pods.extend(found.iter().map(|s| (*s).to_owned()));
     }
     for o in m.objects.iter().filter(|o| o.kind == "ConfigMap") {
         if volume_exists(&o.name) {
