@@ -205,6 +205,9 @@ pub enum Error {
     /// refinery failed applying or reading PostgreSQL migrations.
     #[error("PostgreSQL migrations: {0}")]
     Refinery(String),
+    /// PostgreSQL TLS could not be set up (the `[tls] ca` file).
+    #[error("PostgreSQL TLS: {0}")]
+    PgTls(String),
 }
 
 /// Shorthand.

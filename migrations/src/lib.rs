@@ -21,6 +21,7 @@ pub mod error;
 pub mod ledger;
 pub mod lint;
 pub mod lock;
+pub mod pg_tls;
 pub mod plan;
 pub mod postgres;
 pub mod preflight;

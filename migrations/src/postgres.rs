@@ -28,6 +28,8 @@ pub struct PgTarget {
     pub database: String,
     /// Grafana's database (created empty, owned by `user`).
     pub grafana_database: String,
+    /// CA to verify the server with: connections then require TLS (the topology's `[tls] ca`).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl PgTarget {
@@ -44,30 +46,47 @@ impl PgTarget {
             password: t.postgres.password.resolve(&loaded.state_dir)?,
             database: t.postgres.database.clone(),
             grafana_database: t.postgres.grafana_database.clone(),
+            ca: t.tls.as_ref().map(|tls| tls.ca.clone()),
         })
     }
 
     async fn connect(&self, dbname: &str) -> Result<Client> {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host(&self.host)
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.host)
             .port(self.port)
             .user(&self.user)
             .password(self.password.expose())
             .dbname(dbname)
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect(NoTls)
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let context = format!("connect to {}:{}/{dbname}", self.host, self.port);
+        let Some(ca) = &self.ca else {
+            let (client, conn) = cfg.connect(NoTls).await.map_err(pg(&context))?;
+            spawn_connection(conn);
+            return Ok(client);
+        };
+        // With [tls]: TLS is required (no silent fallback to plain text).
+        let tls = crate::pg_tls::RustlsConnect::from_ca_file(ca).map_err(Error::PgTls)?;
+        let (client, conn) = cfg
+            .ssl_mode(tokio_postgres::config::SslMode::Require)
+            .connect(tls)
             .await
-            .map_err(pg(&format!(
-                "connect to {}:{}/{dbname}",
-                self.host, self.port
-            )))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(error = %e, "PostgreSQL connection ended");
-            }
-        });
+            .map_err(pg(&context))?;
+        spawn_connection(conn);
         Ok(client)
     }
+}
+
+fn spawn_connection<F>(conn: F)
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
 }
 
 fn pg(context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
@@ -75,6 +94,22 @@ fn pg(context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
         context: context.to_owned(),
         source,
     }
+}
+
+/// Whether the connection to chgate's database is encrypted (`pg_stat_ssl` of this session).
+///
+/// # Errors
+/// [`Error::Postgres`], [`Error::PgTls`].
+pub async fn connection_encrypted(t: &PgTarget) -> Result<bool> {
+    let client = t.connect("postgres").await?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(pg("pg_stat_ssl"))?;
+    Ok(row.get(0))
 }
 
 /// A PostgreSQL migration and whether it is applied.

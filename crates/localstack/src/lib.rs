@@ -266,6 +266,9 @@ impl Stack {
         prepare::configs(&self.topology, svc, &ch.sha256_hex())?;
         if svc.role == Role::Postgres {
             prepare::init_postgres(&self.topology, svc, pg)?;
+            if let Some(tls) = &self.topology.tls {
+                tls::install_for_postgres(&tls.resolved(&self.state_dir), &svc.dir)?;
+            }
         }
         let env: Vec<(&str, &str)> = match svc.role {
             Role::ClickHouse => vec![(PASSWORD_ENV, ch.expose())],

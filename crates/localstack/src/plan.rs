@@ -175,7 +175,10 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
             "shared_buffers=128MB".into(),
             "-c".into(),
             "max_connections=200".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(postgres_tls_args(t, &pg_dir))
+        .collect(),
         ports: vec![("postgres".into(), t.postgres_port())],
         dir: pg_dir,
         run_as: Some("postgres".into()),
@@ -223,6 +226,23 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
         stop_signal: StopSignal::Term,
     });
     out
+}
+
+/// PostgreSQL's TLS settings with `[tls]`: the certificate and key copied into its directory
+/// (it refuses a key it does not own); plain-text clients are still accepted.
+fn postgres_tls_args(t: &Topology, pg_dir: &Path) -> Vec<String> {
+    if t.tls.is_none() {
+        return Vec::new();
+    }
+    let tls = pg_dir.join("tls");
+    vec![
+        "-c".into(),
+        "ssl=on".into(),
+        "-c".into(),
+        format!("ssl_cert_file={}", tls.join("server.crt").display()),
+        "-c".into(),
+        format!("ssl_key_file={}", tls.join("server.key").display()),
+    ]
 }
 
 /// Selects services by role name (`clickhouse`, `keeper`, `postgres`, `haproxy`) or exact name

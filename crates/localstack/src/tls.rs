@@ -59,6 +59,33 @@ pub fn write_haproxy_pem(tls: &TlsSection) -> Result<(), StackError> {
     write(&tls.haproxy_pem(), &pem, 0o600)
 }
 
+/// Copies the certificate and key into `pg_dir/tls` owned by the `postgres` user (key 0600), where
+/// the PostgreSQL started by the rig reads them (`ssl_cert_file`, `ssl_key_file`).
+///
+/// # Errors
+/// [`StackError::Io`]; [`StackError::Tls`] when the `postgres` user is missing.
+pub fn install_for_postgres(tls: &TlsSection, pg_dir: &Path) -> Result<(), StackError> {
+    let user = nix::unistd::User::from_name("postgres")
+        .ok()
+        .flatten()
+        .ok_or_else(|| tls_error("system user `postgres` does not exist"))?;
+    let dir = pg_dir.join("tls");
+    let copy = |from: &Path, name: &str, mode: u32| -> Result<(), StackError> {
+        let contents = fs::read_to_string(from).map_err(|e| StackError::Io {
+            path: from.to_owned(),
+            source: e,
+        })?;
+        let to = dir.join(name);
+        write(&to, &contents, mode)?;
+        nix::unistd::chown(&to, Some(user.uid), Some(user.gid))
+            .map_err(|e| tls_error(format!("chown {}: {e}", to.display())))
+    };
+    copy(&tls.cert, "server.crt", 0o644)?;
+    copy(&tls.key, "server.key", 0o600)?;
+    nix::unistd::chown(&dir, Some(user.uid), Some(user.gid))
+        .map_err(|e| tls_error(format!("chown {}: {e}", dir.display())))
+}
+
 /// (CA certificate, server certificate, server key), all PEM.
 pub fn generate() -> Result<(String, String, String), rcgen::Error> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;

@@ -24,6 +24,8 @@ async fn tenants_db(rig: &Rig) -> PgSettings {
         password: rig.postgres_password(),
         database: database.clone(),
         grafana_database: database.clone(),
+        // Over TLS when the rig has [tls] (the migrator requires it then).
+        ca: t.tls.as_ref().map(|tls| tls.ca.clone()),
     };
     chgate_migrations::postgres::up(&target, false)
         .await

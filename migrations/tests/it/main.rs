@@ -7,3 +7,4 @@ mod faults;
 mod golden;
 mod live;
 mod pg;
+mod pg_tls;
