@@ -56,4 +56,6 @@ cargo test --locked --workspace --no-fail-fast -- --test-threads 4
 # full size, written to bench/RELIABILITY.md: scripts/reliability.sh.
 step "gateway fault suite (quick subset)"
 cargo test --locked -p chgate-gateway --test faults -- --test-threads 1 case1 case6 case7 case8
+step "end-to-end pods test (podman/e2e.sh: images cached, deploy up, load, kills, reconcile, down; ~3 min)"
+podman/e2e.sh
 step "all tests passed in ${SECONDS}s"
