@@ -63,6 +63,19 @@ fn every_rendered_object_is_valid_kubernetes() {
 }
 
 #[test]
+fn the_deploy_time_secret_is_valid_kubernetes() {
+    use chgate_podman::secrets::SecretValues;
+    use chgate_topology::Secret;
+    let values = SecretValues::new(Secret::new("a"), Secret::new("b"), Secret::new("c"));
+    let labels = serde_json::json!({"app.kubernetes.io/managed-by": "chgate"});
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("secret.yaml");
+    std::fs::write(&path, yaml::to_yaml(&values.kubernetes_secret(&labels))).expect("write");
+    let (ok, text) = validate(&[&path]);
+    assert!(ok && text.contains("secret/chgate-secrets"), "{text}");
+}
+
+#[test]
 fn the_check_rejects_a_broken_pod() {
     let m = crate::build(&Images::local());
     let mut pod = m
