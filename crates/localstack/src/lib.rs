@@ -266,6 +266,9 @@ impl Stack {
         prepare::configs(&self.topology, svc, &ch.sha256_hex())?;
         if svc.role == Role::Postgres {
             prepare::init_postgres(&self.topology, svc, pg)?;
+            for lock in prepare::clear_stale_postgres_locks(svc, self.topology.postgres_port())? {
+                tracing::warn!(lock = %lock.display(), "removed a stale PostgreSQL lock file");
+            }
             if let Some(tls) = &self.topology.tls {
                 tls::install_for_postgres(&tls.resolved(&self.state_dir), &svc.dir)?;
             }

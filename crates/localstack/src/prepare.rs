@@ -199,3 +199,72 @@ pub fn init_postgres(t: &Topology, svc: &Service, password: &Secret) -> Result<(
     }
     Ok(())
 }
+
+/// Removes PostgreSQL's lock files (`data/postmaster.pid`, `socket/.s.PGSQL.<port>.lock`) whose
+/// postmaster is gone. PostgreSQL clears stale ones itself, except when the dead postmaster is
+/// still an unreaped zombie (`kill(pid, 0)` succeeds on zombies): after a SIGKILL it then refuses
+/// to start with "lock file ... already exists". A lock naming a live process is left alone.
+///
+/// # Errors
+/// [`StackError::Io`] naming a lock file that could not be removed.
+pub fn clear_stale_postgres_locks(
+    svc: &Service,
+    port: u16,
+) -> Result<Vec<std::path::PathBuf>, StackError> {
+    let locks = [
+        svc.dir.join("data").join("postmaster.pid"),
+        svc.dir.join("socket").join(format!(".s.PGSQL.{port}.lock")),
+    ];
+    let mut removed = Vec::new();
+    for lock in locks {
+        let Ok(text) = fs::read_to_string(&lock) else {
+            continue;
+        };
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok());
+        if pid.is_some_and(crate::process::alive) {
+            continue;
+        }
+        fs::remove_file(&lock).map_err(|e| io(&lock, e))?;
+        removed.push(lock);
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::plan::StopSignal;
+
+    fn pg_service(dir: &Path) -> Service {
+        Service {
+            role: Role::Postgres,
+            name: "postgres".into(),
+            argv: vec![],
+            ports: vec![],
+            dir: dir.to_path_buf(),
+            run_as: None,
+            stop_signal: StopSignal::Int,
+        }
+    }
+
+    #[test]
+    fn stale_postgres_locks_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let svc = pg_service(tmp.path());
+        for d in ["data", "socket"] {
+            fs::create_dir_all(tmp.path().join(d)).expect("mkdir");
+        }
+        let pid_file = tmp.path().join("data/postmaster.pid");
+        let sock_lock = tmp.path().join("socket/.s.PGSQL.5999.lock");
+        // A pid that cannot exist (above pid_max) stands for a dead postmaster.
+        fs::write(&pid_file, "99999999\n/data\n").expect("write");
+        fs::write(&sock_lock, format!("{}\n", std::process::id())).expect("write");
+        let removed = clear_stale_postgres_locks(&svc, 5999).expect("clears");
+        assert_eq!(removed, vec![pid_file.clone()]);
+        assert!(!pid_file.exists());
+        assert!(sock_lock.exists(), "a lock of a live process is kept");
+    }
+}
