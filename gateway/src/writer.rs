@@ -238,10 +238,10 @@ impl Writer {
         body: Bytes,
         attempt: u32,
     ) -> Result<(), chgate_clickhouse_http::Error> {
-        let token = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&body)[..16]);
+        let token = self.dedup_token(&body);
         let mut settings: Vec<(&str, &str)> = Vec::new();
-        if self.cluster.version.has(Feature::InsertDeduplicationToken) {
-            settings.push(("insert_deduplication_token", &token));
+        if let Some(token) = &token {
+            settings.push(("insert_deduplication_token", token));
         }
         let replica = match lane {
             Lane::Shard(s) => {
@@ -255,6 +255,16 @@ impl Writer {
             }
         };
         replica.client.insert(sql, &settings, body).await
+    }
+
+    /// `insert_deduplication_token` for a block, on servers that have it (>= 22.2): same bytes, same
+    /// token, so a retried block is dropped by the server like a duplicate block. Older servers
+    /// deduplicate identical blocks by their hash alone, so the digest is not computed for them.
+    fn dedup_token(&self, body: &[u8]) -> Option<String> {
+        self.cluster
+            .version
+            .has(Feature::InsertDeduplicationToken)
+            .then(|| hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(body)[..16]))
     }
 
     /// The cluster.
@@ -353,11 +363,10 @@ impl Writer {
             cols.join(", "),
             format.as_sql()
         );
-        // Same bytes, same token: a retried block is dropped by the server like a duplicate block.
-        let token = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&body)[..16]);
+        let token = self.dedup_token(&body);
         let mut settings: Vec<(&str, &str)> = extra.to_vec();
-        if self.cluster.version.has(Feature::InsertDeduplicationToken) {
-            settings.push(("insert_deduplication_token", &token));
+        if let Some(token) = &token {
+            settings.push(("insert_deduplication_token", token));
         }
         self.send(schema, &sql, settings, body, (&replicas, lane), rows)
             .await
