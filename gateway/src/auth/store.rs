@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chgate_migrations::pg_tls::RustlsConnect;
 use chgate_topology::{LoadedTopology, Secret};
 use tokio_postgres::{Client, NoTls};
 
@@ -39,6 +40,9 @@ pub enum StoreError {
     /// An argument is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// The `[tls] ca` file for PostgreSQL could not be used.
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     /// The topology's password reference could not be read.
     #[error(transparent)]
     Topology(#[from] chgate_topology::TopologyError),
@@ -57,6 +61,8 @@ pub struct PgSettings {
     pub password: Secret,
     /// Database holding `gateway_tenants` (the topology's `postgres.database`).
     pub database: String,
+    /// CA to verify the server with; TLS is then required (the topology's `[tls] ca`).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl PgSettings {
@@ -75,34 +81,57 @@ impl PgSettings {
             user: t.postgres.user.clone(),
             password: t.postgres.password.resolve(&loaded.state_dir)?,
             database: database.unwrap_or(&t.postgres.database).to_owned(),
+            ca: t.tls.as_ref().map(|tls| tls.ca.clone()),
         })
     }
 
-    /// Connects (5 s timeout).
+    /// Connects (5 s timeout); over TLS, verified against `ca`, when one is set (no fallback
+    /// to plain text).
     ///
     /// # Errors
-    /// [`StoreError::Connect`].
+    /// [`StoreError::Connect`], [`StoreError::Tls`].
     pub async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host(&self.host)
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&self.host)
             .port(self.port)
             .user(&self.user)
             .password(self.password.expose())
             .dbname(&self.database)
-            .connect_timeout(Duration::from_secs(5))
-            .connect(NoTls)
-            .await
-            .map_err(|source| StoreError::Connect {
-                target: format!("{}:{}/{}", self.host, self.port, self.database),
-                source,
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            .connect_timeout(Duration::from_secs(5));
+        let failed = |source| StoreError::Connect {
+            target: format!("{}:{}/{}", self.host, self.port, self.database),
+            source,
+        };
+        let client = match &self.ca {
+            None => {
+                let (client, conn) = cfg.connect(NoTls).await.map_err(failed)?;
+                spawn_connection(conn);
+                client
             }
-        });
+            Some(ca) => {
+                let tls = RustlsConnect::from_ca_file(ca).map_err(StoreError::Tls)?;
+                let (client, conn) = cfg
+                    .ssl_mode(tokio_postgres::config::SslMode::Require)
+                    .connect(tls)
+                    .await
+                    .map_err(failed)?;
+                spawn_connection(conn);
+                client
+            }
+        };
         Ok(client)
     }
+}
+
+fn spawn_connection<F>(conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "PostgreSQL connection ended");
+        }
+    });
 }
 
 fn q(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {

@@ -30,13 +30,30 @@ async fn tenants_db(rig: &Rig) -> PgSettings {
     chgate_migrations::postgres::up(&target, false)
         .await
         .expect("PostgreSQL migrations");
-    PgSettings {
+    let pg = PgSettings {
         host: target.host,
         port: target.port,
         user: target.user,
         password: target.password,
         database,
+        ca: target.ca,
+    };
+    if pg.ca.is_some() {
+        // The gateway's token lookups (and `chgate tenant`) use this same connection path.
+        let c = pg.connect().await.expect("connect over TLS");
+        let row = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_ssl");
+        assert!(
+            row.get::<_, bool>(0),
+            "the tenants' store connection is encrypted"
+        );
     }
+    pg
 }
 
 async fn tenant(pg: &PgSettings, name: &str, grants: &[&str], quota: Quota) -> String {
