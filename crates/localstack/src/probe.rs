@@ -125,9 +125,40 @@ pub async fn haproxy(host: &str, stats_port: u16) -> Probe {
         .map(|()| haproxy_version())
 }
 
+/// `Ok` when HAProxy's stats (`/;csv`) show every server of `backend` `UP`; else a message naming
+/// the servers that are not (the stack is not usable through HAProxy until its health checks pass).
+pub async fn haproxy_backend_up(host: &str, stats_port: u16, backend: &str) -> Result<(), String> {
+    let csv = http_get(host, stats_port, "/;csv", "haproxy stats").await?;
+    let down = servers_not_up(&csv, backend);
+    if down.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "haproxy backend {backend}: not yet passing health checks: {}",
+            down.join(", ")
+        ))
+    }
+}
+
+/// `server status` of each server of `backend` in HAProxy's stats CSV whose status (column 18)
+/// is not `UP` (e.g. `DOWN`, `UP 1/2` counts as up, `DOWN 1/2` does not, `MAINT`).
+fn servers_not_up(csv: &str, backend: &str) -> Vec<String> {
+    csv.lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.len() > 17 && f[0] == backend && f[1] != "BACKEND" && f[1] != "FRONTEND")
+        .filter(|f| !f[17].starts_with("UP"))
+        .map(|f| format!("{} {}", f[1], f[17]))
+        .collect()
+}
+
 /// Answers `Ok` when `GET path` on `host:port` returns HTTP 200 within 3 s; else a message
 /// starting with `what` and the address.
 async fn http_ok(host: &str, port: u16, path: &str, what: &str) -> Result<(), String> {
+    http_get(host, port, path, what).await.map(drop)
+}
+
+/// The whole response (status line, headers, body) of `GET path` when it is HTTP 200 within 3 s.
+async fn http_get(host: &str, port: u16, path: &str, what: &str) -> Result<String, String> {
     let io = async {
         let mut s = TcpStream::connect((host, port)).await?;
         s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
@@ -137,7 +168,7 @@ async fn http_ok(host: &str, port: u16, path: &str, what: &str) -> Result<(), St
         Ok::<_, std::io::Error>(out)
     };
     match tokio::time::timeout(Duration::from_secs(3), io).await {
-        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => Ok(()),
+        Ok(Ok(text)) if text.starts_with("HTTP/1.") && text.contains(" 200 ") => Ok(text),
         Ok(Ok(text)) => Err(format!(
             "{what} {host}:{port}: {}",
             text.lines().next().unwrap_or("empty reply")
@@ -168,4 +199,31 @@ pub async fn gateway(host: &str, port: u16) -> Probe {
     http_ok(host, port, "/healthz", "gateway")
         .await
         .map(|()| env!("CARGO_PKG_VERSION").to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_servers_that_are_not_up_are_named() {
+        let row = |px: &str, sv: &str, status: &str| {
+            let mut f = vec![""; 20];
+            f[0] = px;
+            f[1] = sv;
+            f[17] = status;
+            f.join(",")
+        };
+        let csv = [
+            "# pxname,svname,...".to_owned(),
+            row("gateway", "FRONTEND", "OPEN"),
+            row("gateways", "gateway-1", "UP"),
+            row("gateways", "gateway-2", "DOWN 1/2"),
+            row("gateways", "BACKEND", "UP"),
+            row("grafanas", "grafana-1", "DOWN"),
+        ]
+        .join("\n");
+        assert_eq!(servers_not_up(&csv, "gateways"), ["gateway-2 DOWN 1/2"]);
+        assert!(servers_not_up(&csv.replace("DOWN 1/2", "UP 1/2"), "gateways").is_empty());
+    }
 }

@@ -48,8 +48,23 @@ pub async fn not_ready(stack: &Stack, ch: &Secret, pg: &Secret) -> Vec<String> {
             problems.push(format!("{}: {e}", svc.name));
         }
     }
-    if let Err(e) = probe::haproxy(&host, t.haproxy_stats_port()).await {
-        problems.push(e);
+    match probe::haproxy(&host, t.haproxy_stats_port()).await {
+        Err(e) => problems.push(e),
+        // Ready means usable through HAProxy: its checks of the gateways' /readyz have passed
+        // (until then it answers 503 "no server available").
+        Ok(_)
+            if stack
+                .services()
+                .iter()
+                .any(|s| s.role == crate::plan::Role::Gateway) =>
+        {
+            if let Err(e) =
+                probe::haproxy_backend_up(&host, t.haproxy_stats_port(), "gateways").await
+            {
+                problems.push(e);
+            }
+        }
+        Ok(_) => {}
     }
     problems
 }
