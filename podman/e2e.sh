@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of `chgate deploy` on this machine, one command (root, podman 4.3):
 #
-#   podman/e2e.sh            # topology podman/e2e.toml (base port 39000); or CHGATE_E2E_TOPOLOGY=...
+#   podman/e2e.sh            # topology podman/e2e.toml (base port 21000); or CHGATE_E2E_TOPOLOGY=...
 #
 # 1. builds the offline images (podman/images/build.sh; cached in /var/tmp and podman storage),
 # 2. removes any previous deployment of the topology with its volumes,
