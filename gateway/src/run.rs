@@ -81,13 +81,7 @@ pub async fn serve(
     password: &Secret,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| RunError::Io {
-            addr: cfg.listen,
-            source,
-        })?;
-    serve_on(listener, cfg, t, password, shutdown).await
+    serve_with(cfg, t, password, None, shutdown).await
 }
 
 /// As [`serve`], with the tenants' authenticator (see [`authenticator`]).
