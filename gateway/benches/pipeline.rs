@@ -11,7 +11,7 @@
 #![allow(missing_docs)]
 
 use chgate_gateway::catalog::TableSchema;
-use chgate_gateway::encode::{encode, Format};
+use chgate_gateway::encode::{encode, encode_block, Format};
 use std::time::Duration;
 
 use chgate_gateway::ingest::{
@@ -89,7 +89,7 @@ fn influx_body() -> String {
 
 /// Encodes both tables' rows; returns the bytes produced.
 fn encode_rows(format: Format, rows: &SampleRows) -> usize {
-    let s = encode(format, &rows.samples.columns, &rows.samples.rows).len();
+    let s = encode_block(format, &rows.samples.columns, &rows.samples.block).len();
     let r = if rows.series.rows.is_empty() {
         0
     } else {

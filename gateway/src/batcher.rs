@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 
+use crate::block::Block;
 use crate::catalog::TableSchema;
 use crate::delivery::Delivery;
 use crate::encode::Column;
-use crate::value::Row;
 use crate::writer::{WriteReport, Writer};
 use crate::{metrics, GatewayError};
 
@@ -88,7 +88,7 @@ impl BatchConfig {
 }
 
 struct Submit {
-    rows: Vec<Row>,
+    rows: Block,
     bytes: usize,
     reply: oneshot::Sender<Result<WriteReport, GatewayError>>,
 }
@@ -142,7 +142,7 @@ impl Batcher {
         &self,
         schema: Arc<TableSchema>,
         columns: Arc<Vec<Column>>,
-        rows: Vec<Row>,
+        rows: Block,
     ) -> Result<WriteReport, GatewayError> {
         if rows.is_empty() {
             return Ok(WriteReport::default());
@@ -152,14 +152,7 @@ impl Batcher {
         }
         let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         let key = format!("{}|{}", schema.full_name(), names.join(","));
-        let bytes = rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(crate::value::Value::approx_size)
-                    .sum::<usize>()
-            })
-            .sum();
+        let bytes = rows.heap_bytes();
         let tx = self.worker(key, schema, columns).await;
         let (reply, rx) = oneshot::channel();
         let n = rows.len();
@@ -289,12 +282,13 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
-        // Move the rows out (no copy); the submissions keep their replies, and their row counts
-        // let the isolation path below split the rows back per request.
+        // Move the rows out into one block; the submissions keep their replies, and their row
+        // counts let the isolation path below split the rows back per request.
         let lens: Vec<usize> = batch.iter().map(|s| s.rows.len()).collect();
-        let mut rows: Vec<Row> = Vec::with_capacity(lens.iter().sum());
-        for s in &mut batch {
-            rows.append(&mut s.rows);
+        let mut parts = batch.iter_mut().map(|s| std::mem::take(&mut s.rows));
+        let mut rows = parts.next().unwrap_or_default();
+        for part in parts {
+            rows.append(part);
         }
         let n = rows.len();
         let started = std::time::Instant::now();

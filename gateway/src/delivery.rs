@@ -28,7 +28,6 @@ use crate::dlq::{DeadLetter, Dlq};
 use crate::encode::Column;
 use crate::retry::{classify, pressure, Class, Pressure};
 use crate::spool::{Block, BlockMeta, Entry, Lane, NewBlock, Recovery, Spool};
-use crate::value::Row;
 use crate::writer::{WriteReport, Writer};
 use crate::{metrics, quote_ident, GatewayError};
 
@@ -157,7 +156,7 @@ impl Delivery {
         &self,
         schema: &TableSchema,
         columns: &[Column],
-        rows: &[Row],
+        rows: &crate::block::Block,
     ) -> Result<WriteReport, GatewayError> {
         let now = crate::server::now_ms();
         let spec: Vec<(String, String)> = columns
@@ -170,12 +169,9 @@ impl Delivery {
         for part in self.writer.plan(schema, columns, rows) {
             let mut block = Vec::new();
             let mut offsets = Vec::with_capacity(part.rows.len());
-            for r in &part.rows {
+            for i in 0..part.rows.len() {
                 offsets.push(block.len() as u32);
-                block.extend_from_slice(&crate::encode::rowbinary::encode_rows(
-                    columns,
-                    std::slice::from_ref(*r),
-                ));
+                crate::encode::rowbinary::put_row(&mut block, columns, &part.rows, i);
             }
             bytes += block.len();
             blocks.push(NewBlock {

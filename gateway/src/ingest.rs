@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use crate::block::Block;
 use crate::catalog::TableSchema;
 use crate::convert::{from_json, zero_of};
 use crate::encode::Column;
@@ -28,6 +29,35 @@ pub struct TableRows {
     pub columns: Arc<Vec<Column>>,
     /// The rows.
     pub rows: Vec<Row>,
+}
+
+/// Rows for one table as a [`Block`], with its column list.
+#[derive(Debug, Clone)]
+pub struct TableBlock {
+    /// Target columns, in the block's column order.
+    pub columns: Arc<Vec<Column>>,
+    /// The rows.
+    pub block: Block,
+}
+
+impl From<TableRows> for TableBlock {
+    fn from(rows: TableRows) -> Self {
+        let block = Block::from_rows(&rows.columns, rows.rows);
+        TableBlock {
+            columns: rows.columns,
+            block,
+        }
+    }
+}
+
+impl TableBlock {
+    /// The rows as values (tests, and the paths that need rows).
+    pub fn into_rows(self) -> TableRows {
+        TableRows {
+            rows: self.block.to_rows(),
+            columns: self.columns,
+        }
+    }
 }
 
 /// A timestamp in milliseconds as a value of a time column.
@@ -115,24 +145,7 @@ pub fn samples_rows(
     let mut b = SamplesBuilder::new((samples_schema, series_schema), tenant, now_ms, &mut first);
     feed(&mut b, samples);
     let rows = b.finish();
-    (rows.samples, rows.series)
-}
-
-/// As [`samples_rows`], writing a series row only for series `want_series` accepts (the
-/// gateway skips series it wrote recently; see [`SeriesCache`]). `want_series` is asked for
-/// every sample and must accept a series at most once.
-pub fn samples_rows_filtered(
-    samples: Vec<Sample>,
-    tenant: &str,
-    schemas: (&TableSchema, &TableSchema),
-    now_ms: i64,
-    want_series: &mut dyn FnMut(u64) -> bool,
-) -> (TableRows, TableRows) {
-    let mut want = want_series;
-    let mut b = SamplesBuilder::new(schemas, tenant, now_ms, &mut want);
-    feed(&mut b, &samples);
-    let rows = b.finish();
-    (rows.samples, rows.series)
+    (rows.samples.into_rows(), rows.series)
 }
 
 /// Hands owned samples to a builder, giving each run of equal labels once.

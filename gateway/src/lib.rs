@@ -15,6 +15,7 @@ pub mod arrow;
 pub mod auth;
 pub mod backpressure;
 pub mod batcher;
+pub mod block;
 pub mod catalog;
 pub mod chcompat;
 pub mod config;

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use crate::batcher::Batcher;
 use crate::catalog::{Catalog, TableSchema};
 use crate::config::GatewayConfig;
-use crate::ingest::{self, TableRows};
+use crate::ingest::{self, TableBlock, TableRows};
 use crate::protocol::{self, Sample};
 use crate::{chcompat, metrics, GatewayError};
 
@@ -209,8 +209,9 @@ impl App {
     pub async fn write(
         &self,
         schema: Arc<TableSchema>,
-        mut rows: TableRows,
+        rows: impl Into<TableBlock>,
     ) -> Result<usize, GatewayError> {
+        let mut rows = rows.into();
         crate::auth::admit_rows(&schema, &mut rows)?;
         self.write_admitted(schema, rows).await
     }
@@ -219,27 +220,16 @@ impl App {
     async fn write_admitted(
         &self,
         schema: Arc<TableSchema>,
-        rows: TableRows,
+        rows: TableBlock,
     ) -> Result<usize, GatewayError> {
-        let n = rows.rows.len();
-        // Decoded rows take several times their body's bytes: they are charged to the memory
-        // budget too (429 when it is used up), until their batch has answered.
-        let _rows_budget = self.reserve_rows(&rows.rows)?;
-        self.batcher.submit(schema, rows.columns, rows.rows).await?;
+        let n = rows.block.len();
+        // Decoded rows are charged to the memory budget too (429 when it is used up), until
+        // their batch has answered.
+        let _rows_budget = self.reserve_bytes(rows.block.heap_bytes())?;
+        self.batcher
+            .submit(schema, rows.columns, rows.block)
+            .await?;
         Ok(n)
-    }
-
-    /// Budget for decoded rows held in memory (values plus per-row overhead), held until dropped.
-    fn reserve_rows(
-        &self,
-        rows: &[crate::value::Row],
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, GatewayError> {
-        const ROW_OVERHEAD: usize = 48;
-        let bytes: usize = rows
-            .iter()
-            .map(|r| ROW_OVERHEAD + r.iter().map(|v| v.approx_size() + 16).sum::<usize>())
-            .sum();
-        self.reserve_bytes(bytes)
     }
 
     /// Writes samples into the samples and series tables; both inserts must succeed.
@@ -308,7 +298,7 @@ impl App {
             if let Some(bad) = &rows.out_of_range {
                 return Err(GatewayError::BadRequest(bad.to_string()));
             }
-            crate::auth::charge(rows.samples.rows.len())?;
+            crate::auth::charge(rows.samples.block.len())?;
             Ok(r)
         });
         let out = match checked {
@@ -323,7 +313,7 @@ impl App {
         } = rows;
         let (a, b) = tokio::join!(
             self.write_admitted(samples_schema, samples),
-            self.write_admitted(series_schema, series)
+            self.write_admitted(series_schema, series.into())
         );
         if b.is_err() {
             forget();

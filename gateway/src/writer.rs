@@ -15,11 +15,12 @@ use chgate_clickhouse_http::{quote_ident, Client, Feature, ServerVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::backpressure::{Breaker, BreakerConfig, BreakerState};
+use crate::block::{Block, Data};
 use crate::catalog::TableSchema;
 use crate::encode::{self, Column, Format};
 use crate::retry::{classify, pressure, Backoff, Class, Pressure};
 use crate::spool::Lane;
-use crate::value::{Row, Value};
+use crate::value::Value;
 use crate::GatewayError;
 
 /// How rows reach the shards.
@@ -112,15 +113,15 @@ pub struct LaneRows<'a> {
     pub lane: Lane,
     /// Quoted `db.table`: the shard's local table, or the Distributed (or plain) table.
     pub target: String,
-    /// The rows.
-    pub rows: Vec<&'a Row>,
+    /// The rows (the whole batch on the Distributed lane, else the shard's part of it).
+    pub rows: std::borrow::Cow<'a, Block>,
 }
 
 /// A shard index for each row, when the table can be written shard-aware.
 pub fn shard_of_rows(
     schema: &TableSchema,
     columns: &[Column],
-    rows: &[Row],
+    rows: &Block,
     shards: usize,
 ) -> Option<Vec<usize>> {
     let key = schema.distributed.as_ref()?.sharding_key.trim().to_owned();
@@ -135,14 +136,20 @@ pub fn shard_of_rows(
     if !integer || shards == 0 {
         return None;
     }
-    Some(
-        rows.iter()
-            .map(|r| match &r[idx] {
-                Value::UInt(k) => (*k % shards as u64) as usize,
-                _ => 0,
-            })
-            .collect(),
-    )
+    let n = shards as u64;
+    match rows.data.get(idx)? {
+        Data::UInt(keys) => Some(keys.iter().map(|k| (k % n) as usize).collect()),
+        Data::Values(values) => Some(
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::UInt(k) => (k % n) as usize,
+                    _ => 0,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 impl Writer {
@@ -186,7 +193,7 @@ impl Writer {
         &self,
         schema: &TableSchema,
         columns: &[Column],
-        rows: &'a [Row],
+        rows: &'a Block,
     ) -> Vec<LaneRows<'a>> {
         let shards = self.cluster.shards.len();
         let placement = match (self.settings.mode, &schema.distributed) {
@@ -195,22 +202,19 @@ impl Writer {
         };
         match (placement, &schema.distributed) {
             (Some(place), Some(d)) => {
-                let mut per: Vec<Vec<&Row>> = vec![Vec::new(); shards];
-                for (row, s) in rows.iter().zip(place) {
-                    per[s].push(row);
-                }
                 let target = format!(
                     "{}.{}",
                     quote_ident(&d.local_database),
                     quote_ident(&d.local_table)
                 );
-                per.into_iter()
+                rows.partition(&place, shards)
+                    .into_iter()
                     .enumerate()
                     .filter(|(_, r)| !r.is_empty())
                     .map(|(s, rows)| LaneRows {
                         lane: Lane::Shard(s),
                         target: target.clone(),
-                        rows,
+                        rows: std::borrow::Cow::Owned(rows),
                     })
                     .collect()
             }
@@ -221,7 +225,7 @@ impl Writer {
                     quote_ident(&schema.database),
                     quote_ident(&schema.table)
                 ),
-                rows: rows.iter().collect(),
+                rows: std::borrow::Cow::Borrowed(rows),
             }],
         }
     }
@@ -280,7 +284,7 @@ impl Writer {
         &self,
         schema: &TableSchema,
         columns: &[Column],
-        rows: &[Row],
+        rows: &Block,
     ) -> Result<WriteReport, GatewayError> {
         if rows.is_empty() {
             return Ok(WriteReport::default());
@@ -290,7 +294,7 @@ impl Writer {
             .plan(schema, columns, rows)
             .into_iter()
             .map(|part| async move {
-                let body = encode::encode(self.settings.format, columns, &part.rows);
+                let body = encode::encode_block(self.settings.format, columns, &part.rows);
                 let (replicas, extra): (Vec<&Replica>, &[(&str, &str)]) = match part.lane {
                     Lane::Shard(s) => (self.cluster.shards[s].iter().collect(), &[]),
                     // Every replica, starting at the next one (round-robin); sync inserts so an ack

@@ -355,12 +355,14 @@ pub fn tenant_name() -> String {
 /// [`GatewayError::QuotaExceeded`].
 pub fn admit_rows(
     schema: &crate::catalog::TableSchema,
-    rows: &mut crate::ingest::TableRows,
+    rows: &mut crate::ingest::TableBlock,
 ) -> Result<(), GatewayError> {
     let Ok(caller) = CALLER.try_with(Caller::clone) else {
         return Ok(());
     };
-    caller.auth.charge(&caller.tenant, rows.rows.len() as u64)?;
+    caller
+        .auth
+        .charge(&caller.tenant, rows.block.len() as u64)?;
     let name = caller.auth.tenant_column();
     let Some(info) = schema
         .columns
@@ -377,16 +379,12 @@ pub fn admit_rows(
     }
     let value = crate::value::Value::str(&caller.tenant.name);
     match rows.columns.iter().position(|c| c.name == name) {
-        Some(i) => rows.rows.iter_mut().for_each(|r| {
-            if let Some(v) = r.get_mut(i) {
-                *v = value.clone();
-            }
-        }),
+        Some(i) => rows.block.fill(i, &value),
         None => {
             let mut cols = (*rows.columns).clone();
             cols.push(info.column.clone());
             rows.columns = Arc::new(cols);
-            rows.rows.iter_mut().for_each(|r| r.push(value.clone()));
+            rows.block.push_column(&info.column.ty, &value);
         }
     }
     Ok(())

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use chgate_migrations::pg_tls::RustlsConnect;
+use chgate_migrations::pg_tls::{self, ConnectError};
 use chgate_topology::{LoadedTopology, Secret};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::token::{self, NewToken};
 
@@ -98,40 +98,16 @@ impl PgSettings {
             .password(self.password.expose())
             .dbname(&self.database)
             .connect_timeout(Duration::from_secs(5));
-        let failed = |source| StoreError::Connect {
-            target: format!("{}:{}/{}", self.host, self.port, self.database),
-            source,
-        };
-        let client = match &self.ca {
-            None => {
-                let (client, conn) = cfg.connect(NoTls).await.map_err(failed)?;
-                spawn_connection(conn);
-                client
-            }
-            Some(ca) => {
-                let tls = RustlsConnect::from_ca_file(ca).map_err(StoreError::Tls)?;
-                let (client, conn) = cfg
-                    .ssl_mode(tokio_postgres::config::SslMode::Require)
-                    .connect(tls)
-                    .await
-                    .map_err(failed)?;
-                spawn_connection(conn);
-                client
-            }
-        };
-        Ok(client)
+        pg_tls::connect(&cfg, self.ca.as_deref())
+            .await
+            .map_err(|e| match e {
+                ConnectError::Postgres(source) => StoreError::Connect {
+                    target: format!("{}:{}/{}", self.host, self.port, self.database),
+                    source,
+                },
+                ConnectError::Ca(reason) => StoreError::Tls(reason),
+            })
     }
-}
-
-fn spawn_connection<F>(conn: F)
-where
-    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "PostgreSQL connection ended");
-        }
-    });
 }
 
 fn q(context: &str) -> impl FnOnce(tokio_postgres::Error) -> StoreError + '_ {

@@ -4,14 +4,15 @@
 //!   with the server's own type names, `LowCardinality` in its dictionary form.
 //! - [`rowbinary`]: `RowBinary`, row by row; needs no column names or type names in the body.
 //!
-//! Both take the target columns (name, type, server type text) and rows whose values were
-//! already converted to those types, so encoding cannot fail.
+//! Both take the target columns (name, type, server type text) and a [`Block`] (or rows) whose
+//! values were already converted to those types, so encoding cannot fail.
 
 pub mod native;
 pub mod rowbinary;
 
 use bytes::Bytes;
 
+use crate::block::Block;
 use crate::types::ColumnType;
 use crate::value::Value;
 
@@ -89,9 +90,14 @@ fn contains(t: &ColumnType, pred: &dyn Fn(&ColumnType) -> bool) -> bool {
 
 /// Encodes `rows` (owned rows or references to them) for `columns` in `format`.
 pub fn encode<R: AsRef<[Value]>>(format: Format, columns: &[Column], rows: &[R]) -> Bytes {
+    encode_block(format, columns, &Block::from_row_refs(columns, rows))
+}
+
+/// Encodes a block for `columns` in `format`.
+pub fn encode_block(format: Format, columns: &[Column], block: &Block) -> Bytes {
     match format.for_columns(columns) {
-        Format::Native => native::encode_block(columns, rows),
-        Format::RowBinary => rowbinary::encode_rows(columns, rows),
+        Format::Native => native::encode(columns, block),
+        Format::RowBinary => rowbinary::encode(columns, block),
     }
 }
 

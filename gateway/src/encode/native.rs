@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::rowbinary::put_scalar;
 use super::{put_bytes, put_varint, Column};
+use crate::block::{Block, Data};
 use crate::types::ColumnType;
 use crate::value::Value;
 
@@ -20,133 +21,94 @@ const NEED_UPDATE_DICTIONARY: u64 = 1 << 10;
 /// `LowCardinality` keys-serialization version: shared dictionaries with additional keys.
 const SHARED_DICTIONARIES_WITH_ADDITIONAL_KEYS: u64 = 1;
 
-/// Encodes all rows as one Native block.
-pub fn encode_block<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
-    let mut out = Vec::with_capacity(rows.len() * columns.len() * 8 + 64);
+/// Encodes a block as one Native block.
+pub fn encode(columns: &[Column], block: &Block) -> Bytes {
+    let mut out = Vec::with_capacity(block.len() * columns.len() * 8 + 64);
     put_varint(&mut out, columns.len() as u64);
-    put_varint(&mut out, rows.len() as u64);
-    for (i, col) in columns.iter().enumerate() {
+    put_varint(&mut out, block.len() as u64);
+    for (col, data) in columns.iter().zip(&block.data) {
         put_bytes(&mut out, col.name.as_bytes());
         put_bytes(&mut out, col.type_text.as_bytes());
         put_prefix(&mut out, &col.ty);
-        if !put_flat_column(&mut out, &col.ty, rows, i) {
-            let values: Vec<&Value> = rows.iter().map(|r| &r.as_ref()[i]).collect();
-            put_column(&mut out, &col.ty, &values);
-        }
+        put_data(&mut out, &col.ty, data);
     }
     Bytes::from(out)
 }
 
-/// Column `i` of `rows` for the common flat types, with the type matched once per column
-/// instead of once per value (the gateway's hot path: the samples table). `false` for other
-/// types, which take the general path.
-fn put_flat_column<R: AsRef<[Value]>>(
-    out: &mut Vec<u8>,
-    ty: &ColumnType,
-    rows: &[R],
-    i: usize,
-) -> bool {
-    let values = rows.iter().map(|r| &r.as_ref()[i]);
+/// Encodes rows (owned rows or references to them) as one Native block.
+pub fn encode_rows<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
+    encode(columns, &Block::from_row_refs(columns, rows))
+}
+
+/// One column's data, with its type matched once per column, not once per value.
+fn put_data(out: &mut Vec<u8>, ty: &ColumnType, data: &Data) {
+    match data {
+        Data::UInt(v) => fixed_width(out, v.iter().map(|x| x.to_le_bytes()), uint_width(ty)),
+        Data::Int(v) => fixed_width(out, v.iter().map(|x| x.to_le_bytes()), int_width(ty)),
+        Data::Float(v) if *ty == ColumnType::Float32 => {
+            fixed_width(out, v.iter().map(|x| (*x as f32).to_le_bytes()), 4);
+        }
+        Data::Float(v) => fixed_width(out, v.iter().map(|x| x.to_le_bytes()), 8),
+        Data::Str(s) => {
+            for b in s.iter() {
+                put_bytes(out, b);
+            }
+        }
+        Data::Lc(l) => {
+            if l.ids().is_empty() {
+                return;
+            }
+            let dict = l.dictionary();
+            put_dictionary_header(out, dict.len());
+            for d in dict.iter() {
+                put_bytes(out, d);
+            }
+            put_indexes(out, dict.len(), l.ids().iter().map(|&i| u64::from(i)));
+        }
+        Data::Values(v) => {
+            let values: Vec<&Value> = v.iter().collect();
+            put_column(out, ty, &values);
+        }
+    }
+}
+
+/// Byte width of an unsigned column type's values (`Data::UInt`).
+pub(super) fn uint_width(ty: &ColumnType) -> usize {
     match ty {
-        ColumnType::UInt64 => fixed(out, values, |v| as_u64(v).to_le_bytes()),
-        ColumnType::UInt32 | ColumnType::DateTime => {
-            fixed(out, values, |v| (as_u64(v) as u32).to_le_bytes())
-        }
-        ColumnType::Int64 | ColumnType::DateTime64(_) => {
-            fixed(out, values, |v| as_i64(v).to_le_bytes())
-        }
-        ColumnType::Float64 => fixed(out, values, |v| as_f64(v).to_le_bytes()),
-        ColumnType::String => {
-            for v in values {
-                put_bytes(out, as_bytes(v));
-            }
-        }
-        ColumnType::LowCardinality(inner) if **inner == ColumnType::String => {
-            let values: Vec<&[u8]> = values.map(as_bytes).collect();
-            put_low_cardinality_strings(out, &values);
-        }
-        _ => return false,
+        ColumnType::UInt8 | ColumnType::Bool => 1,
+        ColumnType::UInt16 | ColumnType::Date => 2,
+        ColumnType::UInt32 | ColumnType::DateTime => 4,
+        _ => 8,
     }
-    true
 }
 
-/// Appends one fixed-width encoding per value.
-fn fixed<'v, const N: usize>(
+/// Byte width of a signed column type's values (`Data::Int`).
+pub(super) fn int_width(ty: &ColumnType) -> usize {
+    match ty {
+        ColumnType::Int8 | ColumnType::Enum8(_) => 1,
+        ColumnType::Int16 | ColumnType::Enum16(_) => 2,
+        ColumnType::Int32 => 4,
+        _ => 8,
+    }
+}
+
+/// Appends the first `width` bytes of each little-endian value (a narrower integer type's
+/// encoding: two's complement truncation).
+fn fixed_width<const N: usize>(
     out: &mut Vec<u8>,
-    values: impl ExactSizeIterator<Item = &'v Value>,
-    enc: impl Fn(&Value) -> [u8; N],
+    values: impl ExactSizeIterator<Item = [u8; N]>,
+    width: usize,
 ) {
-    out.reserve(values.len() * N);
-    for v in values {
-        out.extend_from_slice(&enc(v));
+    out.reserve(values.len() * width);
+    if width == N {
+        for v in values {
+            out.extend_from_slice(&v);
+        }
+    } else {
+        for v in values {
+            out.extend_from_slice(&v[..width.min(N)]);
+        }
     }
-}
-
-// The value accessors follow `rowbinary::put_scalar`: a value of another kind encodes as zero.
-fn as_u64(v: &Value) -> u64 {
-    match v {
-        Value::UInt(x) => *x,
-        Value::Int(x) => *x as u64,
-        _ => 0,
-    }
-}
-
-fn as_i64(v: &Value) -> i64 {
-    match v {
-        Value::Int(x) => *x,
-        Value::UInt(x) => *x as i64,
-        _ => 0,
-    }
-}
-
-fn as_f64(v: &Value) -> f64 {
-    match v {
-        Value::Float(f) => *f,
-        Value::Int(i) => *i as f64,
-        Value::UInt(u) => *u as f64,
-        _ => 0.0,
-    }
-}
-
-fn as_bytes(v: &Value) -> &[u8] {
-    match v {
-        Value::Bytes(b) => b,
-        _ => &[],
-    }
-}
-
-/// `LowCardinality(String)` straight from the strings: dictionary keyed on the bytes, hashed with
-/// aHash (several times faster than SipHash here, and randomly keyed like it, so client-chosen
-/// metric names cannot force collisions).
-fn put_low_cardinality_strings(out: &mut Vec<u8>, values: &[&[u8]]) {
-    if values.is_empty() {
-        return;
-    }
-    let mut dict: Vec<&[u8]> = Vec::new();
-    let mut lookup: ahash::AHashMap<&[u8], u64> = ahash::AHashMap::with_capacity(64);
-    let mut indexes = Vec::with_capacity(values.len());
-    // Runs of one value (the tenant column, a series' samples) skip the hash look-up.
-    let mut last: Option<(&[u8], u64)> = None;
-    for &v in values {
-        let idx = match last {
-            Some((l, idx)) if l == v => idx,
-            _ => {
-                let next = dict.len() as u64;
-                let idx = *lookup.entry(v).or_insert_with(|| {
-                    dict.push(v);
-                    next
-                });
-                last = Some((v, idx));
-                idx
-            }
-        };
-        indexes.push(idx);
-    }
-    put_dictionary_header(out, dict.len());
-    for d in &dict {
-        put_bytes(out, d);
-    }
-    put_indexes(out, dict.len(), &indexes);
 }
 
 /// Index width code for a dictionary of `len` keys and its byte width.
@@ -165,13 +127,10 @@ fn put_dictionary_header(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&(len as u64).to_le_bytes());
 }
 
-fn put_indexes(out: &mut Vec<u8>, dict_len: usize, indexes: &[u64]) {
+fn put_indexes(out: &mut Vec<u8>, dict_len: usize, indexes: impl ExactSizeIterator<Item = u64>) {
     let (_, width) = index_width(dict_len);
     out.extend_from_slice(&(indexes.len() as u64).to_le_bytes());
-    out.reserve(indexes.len() * width);
-    for idx in indexes {
-        out.extend_from_slice(&idx.to_le_bytes()[..width]);
-    }
+    fixed_width(out, indexes.map(u64::to_le_bytes), width);
 }
 
 /// State prefixes come before any column data of the column (nested ones included).
@@ -261,7 +220,7 @@ fn put_low_cardinality(out: &mut Vec<u8>, inner: &ColumnType, values: &[&Value])
     }
     put_dictionary_header(out, dict.len());
     put_column(out, inner, &dict);
-    put_indexes(out, dict.len(), &indexes);
+    put_indexes(out, dict.len(), indexes.into_iter());
 }
 
 #[cfg(test)]
@@ -280,7 +239,7 @@ mod tests {
             vec![Value::UInt(1), Value::Null],
             vec![Value::UInt(2), Value::str("a")],
         ];
-        let b = encode_block(&cols, &rows);
+        let b = encode_rows(&cols, &rows);
         let mut want = vec![2, 2, 1, b'x', 5];
         want.extend_from_slice(b"UInt8");
         want.extend_from_slice(&[1, 2, 1, b's', 16]);
@@ -296,7 +255,7 @@ mod tests {
             vec![Value::Array(vec![])],
             vec![Value::Array(vec![Value::UInt(3)])],
         ];
-        let b = encode_block(&[col("a", "Array(UInt8)")], &rows);
+        let b = encode_rows(&[col("a", "Array(UInt8)")], &rows);
         let body = &b[2 + 2 + 13..];
         let offsets: Vec<u64> = body[..24]
             .chunks(8)
@@ -312,7 +271,7 @@ mod tests {
             .iter()
             .map(|s| vec![Value::str(s)])
             .collect();
-        let b = encode_block(&[col("l", "LowCardinality(String)")], &rows);
+        let b = encode_rows(&[col("l", "LowCardinality(String)")], &rows);
         let body = &b[2 + 2 + 23..];
         assert_eq!(&body[..8], 1u64.to_le_bytes());
         assert_eq!(

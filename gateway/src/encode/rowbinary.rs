@@ -3,18 +3,43 @@
 use bytes::Bytes;
 
 use super::{put_bytes, put_varint, Column};
+use crate::block::{Block, Data};
 use crate::types::ColumnType;
 use crate::value::Value;
 
 /// Encodes rows as `RowBinary`.
 pub fn encode_rows<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
-    let mut out = Vec::with_capacity(rows.len() * columns.len() * 8);
-    for row in rows {
-        for (col, v) in columns.iter().zip(row.as_ref()) {
-            put_value(&mut out, &col.ty, v);
-        }
+    encode(columns, &Block::from_row_refs(columns, rows))
+}
+
+/// Encodes a block as `RowBinary`.
+pub fn encode(columns: &[Column], block: &Block) -> Bytes {
+    let mut out = Vec::with_capacity(block.len() * columns.len() * 8);
+    for i in 0..block.len() {
+        put_row(&mut out, columns, block, i);
     }
     Bytes::from(out)
+}
+
+/// Appends row `i` of `block`.
+pub fn put_row(out: &mut Vec<u8>, columns: &[Column], block: &Block, i: usize) {
+    for (col, data) in columns.iter().zip(&block.data) {
+        match data {
+            Data::UInt(v) => {
+                out.extend_from_slice(&v[i].to_le_bytes()[..super::native::uint_width(&col.ty)])
+            }
+            Data::Int(v) => {
+                out.extend_from_slice(&v[i].to_le_bytes()[..super::native::int_width(&col.ty)])
+            }
+            Data::Float(v) if col.ty == ColumnType::Float32 => {
+                out.extend_from_slice(&(v[i] as f32).to_le_bytes())
+            }
+            Data::Float(v) => out.extend_from_slice(&v[i].to_le_bytes()),
+            Data::Str(s) => put_bytes(out, s.get(i)),
+            Data::Lc(l) => put_bytes(out, l.get(i)),
+            Data::Values(v) => put_value(out, &col.ty, &v[i]),
+        }
+    }
 }
 
 /// Writes a fixed-width scalar of type `ty` (shared with the Native encoder).

@@ -11,7 +11,10 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use super::{mapped_columns, plan, time_value, Fill, TableRows, SAMPLE_COLUMNS, SERIES_COLUMNS};
+use super::{
+    mapped_columns, plan, time_value, Fill, TableBlock, TableRows, SAMPLE_COLUMNS, SERIES_COLUMNS,
+};
+use crate::block::{Block, Data};
 use crate::catalog::TableSchema;
 use crate::convert::zero_of;
 use crate::encode::Column;
@@ -118,7 +121,7 @@ fn unescape(s: &str) -> String {
 #[derive(Debug)]
 pub struct SampleRows {
     /// Rows of the samples table.
-    pub samples: TableRows,
+    pub samples: TableBlock,
     /// Rows of the series table (only series the cache wanted written).
     pub series: TableRows,
     /// The `series_id`s of [`SampleRows::series`] (forget them in the cache if that insert fails).
@@ -174,7 +177,9 @@ pub struct SamplesBuilder<'w> {
     r_cols: Vec<Column>,
     s_plan: Vec<(Fill, TimeUnit)>,
     r_plan: Vec<(Fill, TimeUnit)>,
-    samples: Vec<Row>,
+    samples: Block,
+    /// The tenant's id in the samples block's `LowCardinality` tenant column, once known.
+    tenant_id: Option<u32>,
     series: Vec<Row>,
     new_series: Vec<u64>,
     time_range: Option<(i64, i64, &'static str)>,
@@ -226,9 +231,10 @@ impl<'w> SamplesBuilder<'w> {
             now_ms,
             s_plan: with_time(&s_cols),
             r_plan: with_time(&r_cols),
+            samples: Block::new(&s_cols),
+            tenant_id: None,
             s_cols,
             r_cols,
-            samples: Vec::new(),
             series: Vec::new(),
             new_series: Vec::new(),
             want,
@@ -262,9 +268,9 @@ impl<'w> SamplesBuilder<'w> {
     pub fn finish(mut self) -> SampleRows {
         self.flush_pending();
         SampleRows {
-            samples: TableRows {
+            samples: TableBlock {
                 columns: Arc::new(self.s_cols),
-                rows: self.samples,
+                block: self.samples,
             },
             series: TableRows {
                 columns: Arc::new(self.r_cols),
@@ -384,18 +390,29 @@ impl SampleSink for SamplesBuilder<'_> {
         let start = self.pending_metrics.len();
         self.pending_metrics.push_str(metric);
         self.pending.push((id, start..self.pending_metrics.len()));
-        let mut row = Vec::with_capacity(self.s_plan.len());
-        for ((f, unit), c) in self.s_plan.iter().zip(&self.s_cols) {
-            row.push(match f {
-                Fill::Tenant => Value::Bytes(self.tenant.clone()),
-                Fill::Metric => Value::Bytes(metric.as_bytes().to_vec()),
-                Fill::SeriesId => Value::UInt(id),
-                Fill::Time => unit.value(&c.ty, timestamp_ms),
-                Fill::Value => Value::Float(value),
-                _ => zero_of(&c.ty),
-            });
+        let columns = self.s_plan.iter().zip(&self.s_cols);
+        for (((f, unit), c), data) in columns.zip(&mut self.samples.data) {
+            match (f, unit) {
+                (Fill::Tenant, _) => match data {
+                    Data::Lc(l) => {
+                        let id = *self.tenant_id.get_or_insert_with(|| l.id_of(&self.tenant));
+                        l.push_id(id);
+                    }
+                    other => other.push_str(&self.tenant),
+                },
+                (Fill::Metric, _) => data.push_str(metric.as_bytes()),
+                (Fill::SeriesId, _) => data.push_u64(id),
+                (Fill::Time, TimeUnit::Scale { mul, div }) => {
+                    data.push_i64(timestamp_ms.saturating_mul(*mul) / div);
+                }
+                (Fill::Time, TimeUnit::Seconds) => {
+                    data.push_u64(u64::try_from(timestamp_ms.div_euclid(1000)).unwrap_or(0));
+                }
+                (Fill::Time, _) => data.push(unit.value(&c.ty, timestamp_ms)),
+                (Fill::Value, _) => data.push_f64(value),
+                _ => data.push(zero_of(&c.ty)),
+            }
         }
-        self.samples.push(row);
     }
 }
 
@@ -452,7 +469,7 @@ mod tests {
             influx::decode_bytes_to(BODY.as_bytes(), influx::Precision::Nanoseconds, 0, &mut b);
         assert_eq!(report.errors.len(), 1);
         let got = b.finish();
-        assert_eq!(got.samples.rows, want_s.rows);
+        assert_eq!(got.samples.block.to_rows(), want_s.rows);
         assert_eq!(got.series.rows, want_r.rows);
         assert_eq!(got.series.rows.len(), 4);
         // Label values escaped in the series key come back as they were in the series row
@@ -464,7 +481,10 @@ mod tests {
         );
         // ...and the series_id is cityHash64 of the escaped key.
         let key = r#"cpu_f{host="h2",q="a\\\"b\\c"}"#;
-        assert_eq!(got.samples.rows[2][2], Value::UInt(series_id_of_key(key)));
+        assert_eq!(
+            got.samples.block.row(2)[2],
+            Value::UInt(series_id_of_key(key))
+        );
     }
 
     #[test]
@@ -480,7 +500,7 @@ mod tests {
         let mut b = SamplesBuilder::new((&s, &r), "", 0, &mut all);
         remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
         let got = b.finish();
-        assert_eq!(got.samples.rows, want_s.rows);
+        assert_eq!(got.samples.block.to_rows(), want_s.rows);
         assert_eq!(got.series.rows, want_r.rows);
     }
 
@@ -503,7 +523,7 @@ mod tests {
         assert_eq!(f.0, [2, 1, 1]);
         assert_eq!(got.series.rows.len(), 3);
         assert_eq!(got.new_series.len(), 3);
-        assert_eq!(got.samples.rows.len(), 4);
+        assert_eq!(got.samples.block.len(), 4);
     }
 
     #[test]
