@@ -1,6 +1,11 @@
-//! TLS for PostgreSQL connections (`tokio-postgres` over `tokio-rustls`), used when the topology
-//! has `[tls]`: the server's certificate must chain to `[tls] ca` and name the host connected to.
+//! PostgreSQL connections for every part of chgate (migrator, gateway tenants, Grafana
+//! provisioning, backup): [`connect`] is the one place that opens a `tokio-postgres` connection.
+//! With the topology's `[tls]` it requires TLS (`tokio-rustls`): the server's certificate must
+//! chain to `[tls] ca` and name the host connected to, with no fallback to plain text; without
+//! `[tls]` the connection is plain text. [`libpq_env`] gives the libpq programs (`pg_dump`,
+//! `pg_restore`, `psql`) the same rule.
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io;
 use std::path::Path;
@@ -11,8 +16,77 @@ use std::task::{Context, Poll};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use tokio_postgres::{Client, Config, NoTls};
 use tokio_rustls::rustls;
+
+/// Why [`connect`] failed. Exhaustive on purpose: each caller maps both cases into its own
+/// error type (the CA problem is a configuration error, the driver error names the server).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The CA file could not be used (message names the file).
+    #[error("PostgreSQL TLS: {0}")]
+    Ca(String),
+    /// TCP, the TLS handshake (e.g. a certificate not signed by the CA) or authentication failed.
+    #[error(transparent)]
+    Postgres(tokio_postgres::Error),
+}
+
+/// Opens a connection with `config` and spawns its connection task on the current runtime (it
+/// ends when the [`Client`] drops; an error ending it is logged at `warn`).
+///
+/// With `ca` (the topology's `[tls] ca`), TLS is required and the server's certificate is
+/// verified against it; without, the connection is plain text (`config`'s `sslmode` is then
+/// only honoured as far as `NoTls` allows: `require` fails).
+///
+/// # Errors
+/// [`ConnectError::Ca`] when `ca` cannot be read or holds no certificate;
+/// [`ConnectError::Postgres`] when connecting, the handshake or authentication fails.
+pub async fn connect(config: &Config, ca: Option<&Path>) -> Result<Client, ConnectError> {
+    let Some(ca) = ca else {
+        let (client, conn) = config
+            .connect(NoTls)
+            .await
+            .map_err(ConnectError::Postgres)?;
+        spawn_connection(conn);
+        return Ok(client);
+    };
+    let tls = RustlsConnect::from_ca_file(ca).map_err(ConnectError::Ca)?;
+    let mut config = config.clone();
+    let (client, conn) = config
+        .ssl_mode(SslMode::Require)
+        .connect(tls)
+        .await
+        .map_err(ConnectError::Postgres)?;
+    spawn_connection(conn);
+    Ok(client)
+}
+
+fn spawn_connection<F>(conn: F)
+where
+    F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended with an error");
+        }
+    });
+}
+
+/// Environment for a libpq program (`pg_dump`, `pg_restore`, `psql`) that applies [`connect`]'s
+/// rule: with `ca`, `PGSSLMODE=verify-full` (TLS required, certificate chained to `ca` and
+/// naming the host) and `PGSSLROOTCERT=ca`; without, `PGSSLMODE=disable`. Set explicitly so
+/// that a `PGSSLMODE` inherited from the caller's environment cannot weaken it.
+pub fn libpq_env(ca: Option<&Path>) -> Vec<(&'static str, OsString)> {
+    match ca {
+        Some(ca) => vec![
+            ("PGSSLMODE", "verify-full".into()),
+            ("PGSSLROOTCERT", ca.as_os_str().to_owned()),
+        ],
+        None => vec![("PGSSLMODE", "disable".into())],
+    }
+}
 
 /// Makes TLS connections trusting one CA.
 #[derive(Clone)]
@@ -116,5 +190,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
     fn channel_binding(&self) -> ChannelBinding {
         ChannelBinding::none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_programs_verify_the_server_with_the_ca_and_stay_plain_without() {
+        let env = libpq_env(Some(Path::new("/s/tls/ca.crt")));
+        assert_eq!(
+            env,
+            vec![
+                ("PGSSLMODE", OsString::from("verify-full")),
+                ("PGSSLROOTCERT", OsString::from("/s/tls/ca.crt")),
+            ]
+        );
+        assert_eq!(
+            libpq_env(None),
+            vec![("PGSSLMODE", OsString::from("disable"))]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_ca_is_named_before_any_connection() {
+        let cfg = Config::new();
+        let e = connect(&cfg, Some(Path::new("/nonexistent/ca.crt")))
+            .await
+            .expect_err("no CA file");
+        assert!(matches!(e, ConnectError::Ca(_)), "{e}");
+        assert!(e.to_string().contains("/nonexistent/ca.crt"), "{e}");
     }
 }

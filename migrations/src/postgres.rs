@@ -4,9 +4,10 @@
 //! `refinery_schema_history`.
 
 use chgate_topology::{LoadedTopology, Secret};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
+use crate::pg_tls::ConnectError;
 
 mod embedded {
     //! The `migrations/postgres/V<n>__<name>.sql` files, compiled in by refinery.
@@ -58,35 +59,17 @@ impl PgTarget {
             .password(self.password.expose())
             .dbname(dbname)
             .connect_timeout(std::time::Duration::from_secs(5));
-        let context = format!("connect to {}:{}/{dbname}", self.host, self.port);
-        let Some(ca) = &self.ca else {
-            let (client, conn) = cfg.connect(NoTls).await.map_err(pg(&context))?;
-            spawn_connection(conn);
-            return Ok(client);
-        };
         // With [tls]: TLS is required (no silent fallback to plain text).
-        let tls = crate::pg_tls::RustlsConnect::from_ca_file(ca).map_err(Error::PgTls)?;
-        let (client, conn) = cfg
-            .ssl_mode(tokio_postgres::config::SslMode::Require)
-            .connect(tls)
+        crate::pg_tls::connect(&cfg, self.ca.as_deref())
             .await
-            .map_err(pg(&context))?;
-        spawn_connection(conn);
-        Ok(client)
+            .map_err(|e| match e {
+                ConnectError::Postgres(source) => Error::Postgres {
+                    context: format!("connect to {}:{}/{dbname}", self.host, self.port),
+                    source,
+                },
+                ConnectError::Ca(reason) => Error::PgTls(reason),
+            })
     }
-}
-
-fn spawn_connection<F>(conn: F)
-where
-    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
-        + Send
-        + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
-        }
-    });
 }
 
 fn pg(context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
