@@ -61,6 +61,9 @@ pub enum GrafanaError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The `[tls] ca` file for PostgreSQL could not be used.
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     /// A statement failed.
     #[error("query on `{table}` in Grafana's database failed: {source}")]
     Query {

@@ -70,6 +70,9 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The `[tls] ca` file for PostgreSQL could not be used.
+    #[error("PostgreSQL TLS: {0}")]
+    PgTls(String),
     /// A backup is not usable (bad manifest, checksum mismatch, missing file).
     #[error("backup {backup}: {reason}")]
     Backup {
@@ -157,6 +160,15 @@ impl Ops {
     /// The PostgreSQL password.
     pub fn pg_password(&self) -> &Secret {
         &self.pg_password
+    }
+
+    /// The CA PostgreSQL's certificate is verified with (`[tls] ca`, absolute); `None` without
+    /// `[tls]`, where PostgreSQL is reached in plain text.
+    pub fn pg_ca(&self) -> Option<PathBuf> {
+        self.topology
+            .tls
+            .as_ref()
+            .map(|tls| tls.resolved(&self.state_dir).ca)
     }
 
     /// ClickHouse client for `node`, with `timeout` per request.

@@ -13,7 +13,7 @@ pub mod plan;
 pub mod schema;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -31,19 +31,24 @@ pub struct PgTarget {
     pub config: tokio_postgres::Config,
     /// `host:port/database`, for messages.
     pub label: String,
+    /// CA to verify the server with; TLS is then required (the topology's `[tls] ca`).
+    /// `None`: plain text.
+    pub ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgTarget")
             .field("label", &self.label)
+            .field("ca", &self.ca)
             .finish_non_exhaustive()
     }
 }
 
 impl PgTarget {
     /// Grafana's database as the topology describes it (`postgres.grafana_database`, reached as
-    /// `postgres.user` on the loopback address and PostgreSQL port of the layout).
+    /// `postgres.user` on the loopback address and PostgreSQL port of the layout), over TLS
+    /// verified against `[tls] ca` when the topology has `[tls]`.
     ///
     /// # Errors
     /// [`GrafanaError::Secret`] when the PostgreSQL password cannot be read.
@@ -64,10 +69,21 @@ impl PgTarget {
         Ok(PgTarget {
             config,
             label: format!("{host}:{port}/{db}"),
+            ca: t.tls.as_ref().map(|tls| tls.resolved(state_dir).ca),
         })
     }
 
-    /// A target from a libpq-style DSN (`host=.. port=.. user=..`) with `database` selected.
+    /// The same server and credentials, database `database` (e.g. a test's own database).
+    #[must_use]
+    pub fn with_database(mut self, database: &str) -> Self {
+        self.config.dbname(database);
+        let server = self.label.rsplit_once('/').map_or("", |(s, _)| s);
+        self.label = format!("{server}/{database}");
+        self
+    }
+
+    /// A plain-text target from a libpq-style DSN (`host=.. port=.. user=..`) with `database`
+    /// selected; set [`PgTarget::ca`] for TLS.
     ///
     /// # Errors
     /// [`GrafanaError::InvalidDsn`] when the DSN does not parse.
@@ -85,6 +101,7 @@ impl PgTarget {
         Ok(PgTarget {
             config,
             label: format!("{host}:{port}/{database}"),
+            ca: None,
         })
     }
 }

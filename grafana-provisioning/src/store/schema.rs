@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use chgate_migrations::pg_tls::{self, ConnectError};
+use tokio_postgres::Client;
 
 use super::PgTarget;
 use crate::GrafanaError;
@@ -83,26 +84,22 @@ impl GrafanaTables {
     }
 }
 
-/// Opens a connection; the connection task runs on the current runtime until the client drops.
+/// Opens a connection (over TLS verified against `target.ca` when set) through chgate's one
+/// PostgreSQL connect path; the connection task runs on the current runtime until the client
+/// drops.
 ///
 /// # Errors
-/// [`GrafanaError::Connect`].
+/// [`GrafanaError::Connect`]; [`GrafanaError::Tls`] when the CA file cannot be used.
 pub async fn connect(target: &PgTarget) -> Result<Client, GrafanaError> {
-    let (client, conn) =
-        target
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|source| GrafanaError::Connect {
+    pg_tls::connect(&target.config, target.ca.as_deref())
+        .await
+        .map_err(|e| match e {
+            ConnectError::Postgres(source) => GrafanaError::Connect {
                 target: target.label.clone(),
                 source,
-            })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "grafana postgres connection closed");
-        }
-    });
-    Ok(client)
+            },
+            ConnectError::Ca(reason) => GrafanaError::Tls(reason),
+        })
 }
 
 /// Whether a connection failed because the database does not exist (SQLSTATE 3D000).

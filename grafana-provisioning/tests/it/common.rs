@@ -35,7 +35,7 @@ pub fn crate_dir() -> PathBuf {
 pub struct TestDb {
     /// Its name.
     pub name: String,
-    /// Target for the code under test.
+    /// Target for the code under test (from the topology: over TLS on the rig).
     pub target: PgTarget,
     /// A direct connection for assertions and fixtures.
     pub client: Client,
@@ -101,11 +101,17 @@ pub async fn fresh_db(rig: &Rig, layout: Layout) -> TestDb {
     let client = connect(&dsn, &name).await;
     create_tables(&client, layout).await;
     TestDb {
-        target: PgTarget::from_dsn(&dsn, &name).expect("dsn"),
+        target: rig_target(rig).with_database(&name),
         name,
         client,
         admin_dsn: dsn,
     }
+}
+
+/// The rig's Grafana database as `chgate grafana provision` reaches it: from the topology, over
+/// TLS verified against `[tls] ca` when the rig has `[tls]` (it does).
+pub fn rig_target(rig: &Rig) -> PgTarget {
+    PgTarget::from_topology(rig.topology(), rig.state_dir()).expect("pg target from topology")
 }
 
 /// The server's message of a database error (the driver's `Display` says only "db error").

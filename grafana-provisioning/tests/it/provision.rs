@@ -3,12 +3,13 @@
 use std::time::{Duration, Instant};
 
 use chgate_grafana::store::plan::{Drift, PasswordDrift, SecretsDrift};
+use chgate_grafana::store::schema;
 use chgate_grafana::{provision, GrafanaError, Mode, Outcome, PgTarget, WaitSettings};
 use chgate_topology::Secret;
 
 use crate::common::{
-    captured_logs, create_tables, fresh_db, py_decrypt, python, rig_secret_key, rig_spec, Layout,
-    TestDb,
+    captured_logs, create_tables, fresh_db, py_decrypt, python, rig_secret_key, rig_spec,
+    rig_target, Layout, TestDb,
 };
 
 const NO_WAIT: WaitSettings = WaitSettings {
@@ -135,10 +136,65 @@ async fn missing_tables_wait_then_fail_plainly_and_are_never_created() {
 }
 
 #[tokio::test]
+async fn provisioning_reaches_postgres_over_tls_verified_against_the_topology_ca() {
+    let rig = chgate_harness::rig().await;
+    let db = fresh_db(rig, Layout::Full).await;
+    assert!(
+        db.target.ca.is_some(),
+        "the test rig's topology has [tls] (crates/harness/rig.toml): {:?}",
+        db.target
+    );
+    // The connection `provision` itself uses.
+    let c = schema::connect(&db.target).await.expect("connect over TLS");
+    let row = c
+        .query_one(
+            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    let (ssl, version): (bool, Option<String>) = (row.get(0), row.get(1));
+    assert!(ssl, "provisioning's session is encrypted ({version:?})");
+    drop(c);
+    let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
+    let out = run(&db, &spec, &key, Mode::Apply).await;
+    assert_eq!(out.written_version, Some(1));
+
+    // Trusting another CA: refused, with no fallback to plain text (and nothing written).
+    let dir = tempfile::tempdir().expect("tmp");
+    let other = dir.path().join("other-ca.crt");
+    let (ca, _, _) = chgate_localstack::tls::generate().expect("a CA");
+    std::fs::write(&other, ca).expect("write CA");
+    let wrong = PgTarget {
+        ca: Some(other),
+        ..db.target.clone()
+    };
+    let err = provision(&wrong, &spec, &key, Mode::Apply, NO_WAIT)
+        .await
+        .expect_err("untrusted server certificate");
+    assert!(
+        matches!(err, GrafanaError::Connect { .. }) && err.to_string().contains("TLS"),
+        "{err}"
+    );
+    let missing = PgTarget {
+        ca: Some(dir.path().join("absent.crt")),
+        ..db.target.clone()
+    };
+    let err = provision(&missing, &spec, &key, Mode::Apply, NO_WAIT)
+        .await
+        .expect_err("no CA file");
+    assert!(
+        matches!(err, GrafanaError::Tls(_)) && err.to_string().contains("absent.crt"),
+        "{err}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn a_missing_database_is_reported_as_grafana_not_started() {
     let rig = chgate_harness::rig().await;
     let name = rig.unique_name("nodb");
-    let target = PgTarget::from_dsn(&rig.postgres_dsn(), &name).expect("dsn");
+    let target = rig_target(rig).with_database(&name);
     let (spec, key) = (rig_spec(rig), rig_secret_key(rig));
     let err = provision(&target, &spec, &key, Mode::Check, NO_WAIT)
         .await

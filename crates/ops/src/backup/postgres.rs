@@ -1,15 +1,17 @@
 //! PostgreSQL backup: `pg_dump -Fc` of chgate's database (gateway tenants, tokens, quotas) and
 //! Grafana's (datasources, dashboards, users), exact row counts of every table for verification;
 //! restore recreates a missing database and runs `pg_restore --clean --if-exists`. The password
-//! goes to the programs through `PGPASSWORD`, never on a command line.
+//! goes to the programs through `PGPASSWORD`, never on a command line. With the topology's
+//! `[tls]` every connection — the programs' (`PGSSLMODE=verify-full`, `PGSSLROOTCERT=[tls] ca`)
+//! and the row counts' — is TLS verified against `[tls] ca`; without it, plain text.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use chgate_localstack::plan::bin;
+use chgate_migrations::pg_tls::{self, ConnectError};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
 
 use super::{sum_file, FileSum};
 use crate::{io, Error, Ops, Result};
@@ -34,23 +36,29 @@ pub struct DatabaseDump {
     pub tables: Vec<(String, u64)>,
 }
 
-async fn connect(ops: &Ops, dbname: &str) -> Result<tokio_postgres::Client> {
+/// A connection to database `dbname` of the topology's PostgreSQL, through chgate's one connect
+/// path (TLS verified against `[tls] ca` when the topology has `[tls]`).
+///
+/// # Errors
+/// [`Error::Postgres`]; [`Error::PgTls`] when the CA file cannot be used.
+pub async fn connect(ops: &Ops, dbname: &str) -> Result<tokio_postgres::Client> {
     let t = ops.topology();
-    let (client, conn) = tokio_postgres::Config::new()
-        .host(t.network.listen.to_string())
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(t.network.listen.to_string())
         .port(t.postgres_port())
         .user(&t.postgres.user)
         .password(ops.pg_password().expose())
         .dbname(dbname)
-        .connect_timeout(Duration::from_secs(3))
-        .connect(NoTls)
+        .connect_timeout(Duration::from_secs(3));
+    pg_tls::connect(&cfg, ops.pg_ca().as_deref())
         .await
-        .map_err(|source| Error::Postgres {
-            context: format!("connect to database {dbname}"),
-            source,
-        })?;
-    tokio::spawn(conn);
-    Ok(client)
+        .map_err(|e| match e {
+            ConnectError::Postgres(source) => Error::Postgres {
+                context: format!("connect to database {dbname}"),
+                source,
+            },
+            ConnectError::Ca(reason) => Error::PgTls(reason),
+        })
 }
 
 fn pg_err(context: String) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -111,6 +119,7 @@ fn run(program: &str, args: &[String], ops: &Ops) -> Result<()> {
         .args(args)
         .env("PGPASSWORD", ops.pg_password().expose())
         .env("PGCONNECT_TIMEOUT", "5")
+        .envs(pg_tls::libpq_env(ops.pg_ca().as_deref()))
         .output()
         .map_err(|e| Error::Program {
             program: program.into(),
@@ -123,6 +132,22 @@ fn run(program: &str, args: &[String], ops: &Ops) -> Result<()> {
         program: program.into(),
         message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
     })
+}
+
+/// `pg_dump -Fc` of database `db` into `file` (blocking: waits for the program).
+///
+/// # Errors
+/// [`Error::Program`] with `pg_dump`'s message (e.g. the server's certificate does not chain to
+/// `[tls] ca`).
+pub fn pg_dump(ops: &Ops, db: &str, file: &Path) -> Result<()> {
+    let args = vec![
+        "-Fc".into(),
+        "-d".into(),
+        db.to_owned(),
+        "-f".into(),
+        file.display().to_string(),
+    ];
+    run("pg_dump", &args, ops)
 }
 
 /// Dumps chgate's and Grafana's databases (those that exist) into `<dir>/postgres/`.
@@ -148,14 +173,7 @@ pub async fn dump(ops: &Ops, dir: &Path) -> Result<PostgresBackup> {
         }
         let tables = row_counts(ops, db).await?;
         let file = out_dir.join(format!("{db}.dump"));
-        let args = vec![
-            "-Fc".into(),
-            "-d".into(),
-            db.clone(),
-            "-f".into(),
-            file.display().to_string(),
-        ];
-        run("pg_dump", &args, ops)?;
+        pg_dump(ops, db, &file)?;
         databases.push(DatabaseDump {
             database: db.clone(),
             file: sum_file(dir, &file)?,

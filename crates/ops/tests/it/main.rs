@@ -5,4 +5,5 @@
 mod backup;
 mod common;
 mod drills;
+mod pg_tls;
 mod status;
