@@ -16,7 +16,8 @@ use clap::Subcommand;
 pub enum BackupCommand {
     /// Back up ClickHouse (one replica per shard: SYNC REPLICA, STOP MERGES, FREEZE, copy,
     /// START MERGES — or BACKUP TABLE on 22.8+) and PostgreSQL (pg_dump of chgate's and Grafana's
-    /// databases) into DIR/<id>/ with a manifest of versions, sha256 checksums and row counts.
+    /// databases; over TLS verified against [tls] ca when the topology has [tls]) into DIR/<id>/
+    /// with a manifest of versions, sha256 checksums and row counts.
     Create {
         /// Parent directory of backups (default: <state_dir>/backups). Sync it to object storage
         /// (aws s3 sync, rclone) after create; the manifest's checksums catch a bad copy.

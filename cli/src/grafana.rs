@@ -35,7 +35,8 @@ impl From<Target> for Addressing {
 pub enum GrafanaCommand {
     /// Upsert the ClickHouse datasource (uid and name from the topology) into Grafana's
     /// PostgreSQL database, org 1, with the password encrypted by the shared `secret_key`.
-    /// Grafana's tables are never created: Grafana makes them at its first start.
+    /// Grafana's tables are never created: Grafana makes them at its first start. PostgreSQL is
+    /// reached over TLS verified against `[tls] ca` when the topology has `[tls]`.
     Provision {
         /// How long to wait for Grafana's tables to appear, e.g. `30s`, `2m`. Default: no wait.
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
