@@ -101,6 +101,19 @@ fn endpoints(t: &Topology, a: Addressing, index: u32) -> Endpoints {
     }
 }
 
+/// Grafana's own PostgreSQL connection: on the local rig with `[tls]` (its PostgreSQL runs with
+/// `ssl=on`) TLS verified against `[tls] ca`, as chgate's own clients do; otherwise plain text
+/// (pods have no TLS between their parts).
+fn database_tls(t: &Topology, s: &IniSettings) -> String {
+    match (&t.tls, s.addressing) {
+        (Some(tls), Addressing::Local) => format!(
+            "ssl_mode = verify-full\nca_cert_path = {}\n",
+            tls.resolved(&s.secrets_dir).ca.display()
+        ),
+        _ => "ssl_mode = disable\n".to_owned(),
+    }
+}
+
 /// Renders `grafana.ini` for the instance with 0-based `index`.
 pub fn grafana_ini(t: &Topology, s: &IniSettings, index: u32) -> String {
     let e = endpoints(t, s.addressing, index);
@@ -124,12 +137,12 @@ pub fn grafana_ini(t: &Topology, s: &IniSettings, index: u32) -> String {
     );
     let _ = write!(
         c,
-        "[database]\ntype = postgres\nhost = {}\nname = {}\nuser = {}\npassword = {}\n\
-         ssl_mode = disable\n\n",
+        "[database]\ntype = postgres\nhost = {}\nname = {}\nuser = {}\npassword = {}\n{}\n",
         e.postgres,
         t.postgres.grafana_database,
         t.postgres.user,
-        secret_expansion(&t.postgres.password, &s.secrets_dir)
+        secret_expansion(&t.postgres.password, &s.secrets_dir),
+        database_tls(t, s)
     );
     // Sessions and caches in the shared database keep the instances stateless.
     c.push_str("[remote_cache]\ntype = database\n\n");
@@ -175,6 +188,26 @@ mod tests {
             .iter()
             .all(|i| i.contains("secret_key = $__file{/s/secrets/grafana_secret_key}\n")));
         assert!(inis[0].contains("[database]\ntype = postgres\nhost = 127.0.0.1:18432\n"));
+    }
+
+    #[test]
+    fn grafana_verifies_postgres_with_the_tls_ca_on_the_local_rig_only() {
+        let mut t = Topology::default();
+        assert!(grafana_ini(&t, &local(), 0).contains("ssl_mode = disable\n\n"));
+        t.tls = Some(chgate_topology::model::TlsSection {
+            ca: PathBuf::from("tls/ca.crt"),
+            cert: PathBuf::from("tls/server.crt"),
+            key: PathBuf::from("tls/server.key"),
+            clickhouse_https_port: None,
+            haproxy_gateway_port: None,
+        });
+        let ini = grafana_ini(&t, &local(), 0);
+        assert!(
+            ini.contains("ssl_mode = verify-full\nca_cert_path = /s/tls/ca.crt\n\n"),
+            "{ini}"
+        );
+        let pods = grafana_ini(&t, &IniSettings::pods(), 0);
+        assert!(pods.contains("ssl_mode = disable\n\n"), "{pods}");
     }
 
     #[test]
