@@ -19,7 +19,8 @@ use crate::types::ColumnType;
 use crate::value::{Row, Value};
 use crate::GatewayError;
 pub use samples::{
-    timestamp_range, IdHasher, IdSet, OutOfRange, SampleRows, SamplesBuilder, SeriesFilter,
+    timestamp_range, Fresh, IdHasher, IdSet, OutOfRange, SampleRows, SamplesBuilder, SeriesFilter,
+    RECALL_BYTES,
 };
 
 /// Rows for one table with their column list.
@@ -176,6 +177,18 @@ impl SeriesFilter for CachedSeries<'_> {
     fn want(&mut self, ids: &[u64], out: &mut Vec<bool>) {
         self.cache.want_many(ids, self.salt, self.now_ms, out);
     }
+
+    fn want_one(&mut self, id: u64) -> Result<(), Fresh> {
+        self.cache.want_one(id, self.salt, self.now_ms)
+    }
+
+    fn still_fresh(&self, fresh: Fresh) -> bool {
+        fresh.holds(self.now_ms, self.cache.epoch())
+    }
+
+    fn salt(&self) -> u64 {
+        self.salt
+    }
 }
 
 /// Series the gateway wrote to the series table recently. A series row is rewritten only when
@@ -187,6 +200,9 @@ pub struct SeriesCache {
     refresh_ms: i64,
     capacity: usize,
     seen: std::sync::Mutex<HashMap<u64, i64, BuildHasherDefault<IdHasher>>>,
+    /// Bumped whenever series are forgotten or the cache starts over: a [`Fresh`] "no" given
+    /// under an older epoch no longer holds.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl SeriesCache {
@@ -196,6 +212,41 @@ impl SeriesCache {
             refresh_ms: i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX),
             capacity,
             seen: std::sync::Mutex::default(),
+            epoch: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The current epoch (see [`Fresh`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// As [`SeriesCache::want`] for one series (XORed with `salt`); a "no" says until when the
+    /// series row written last needs no rewrite.
+    ///
+    /// # Errors
+    /// The [`Fresh`] "no": the row was written within `refresh`.
+    pub fn want_one(&self, id: u64, salt: u64, now_ms: i64) -> Result<(), Fresh> {
+        let Ok(mut seen) = self.seen.lock() else {
+            return Ok(());
+        };
+        if seen.len() + 1 > self.capacity {
+            seen.clear();
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        match seen.entry(id ^ salt) {
+            Entry::Occupied(e) if now_ms - *e.get() < self.refresh_ms => Err(Fresh::new(
+                e.get().saturating_add(self.refresh_ms),
+                self.epoch(),
+            )),
+            Entry::Occupied(mut e) => {
+                e.insert(now_ms);
+                Ok(())
+            }
+            Entry::Vacant(e) => {
+                e.insert(now_ms);
+                Ok(())
+            }
         }
     }
 
@@ -216,6 +267,7 @@ impl SeriesCache {
         };
         if seen.len() + ids.len() > self.capacity {
             seen.clear();
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         out.extend(ids.iter().map(|&id| match seen.entry(id ^ salt) {
             Entry::Occupied(e) if now_ms - *e.get() < self.refresh_ms => false,
@@ -236,6 +288,7 @@ impl SeriesCache {
             for id in ids {
                 seen.remove(&id);
             }
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
     }
 }

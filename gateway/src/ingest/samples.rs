@@ -45,6 +45,52 @@ impl Hasher for IdHasher {
 pub trait SeriesFilter {
     /// Pushes to `out`, for each of `ids` in order, whether to write its series row.
     fn want(&mut self, ids: &[u64], out: &mut Vec<bool>);
+
+    /// As [`SeriesFilter::want`] for one series; a "no" also says how long it holds (a
+    /// [`Fresh`] token that [`SeriesFilter::still_fresh`] checks without asking again).
+    fn want_one(&mut self, id: u64) -> Result<(), Fresh> {
+        let mut out = Vec::with_capacity(1);
+        self.want(&[id], &mut out);
+        if out.first().copied().unwrap_or(true) {
+            Ok(())
+        } else {
+            Err(Fresh::NEVER)
+        }
+    }
+
+    /// Whether a "no" given earlier by [`SeriesFilter::want_one`] still holds.
+    fn still_fresh(&self, _fresh: Fresh) -> bool {
+        false
+    }
+
+    /// What tells this filter's series apart from other filters' (a tenant's hash; 0 by
+    /// default): remembered series are remembered per salt.
+    fn salt(&self) -> u64 {
+        0
+    }
+}
+
+/// Until when (ms) a series row needs no rewrite, and the filter state that was valid under
+/// (packed: `until_ms << 20 | epoch & 0xfffff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh(u64);
+
+impl Fresh {
+    /// Never fresh: ask every time.
+    pub const NEVER: Fresh = Fresh(0);
+
+    /// Fresh until `until_ms` while the filter's epoch is `epoch`.
+    pub fn new(until_ms: i64, epoch: u64) -> Fresh {
+        let until = u64::try_from(until_ms).unwrap_or(0).min((1 << 44) - 1);
+        Fresh(until << 20 | (epoch & 0xf_ffff))
+    }
+
+    /// Whether it holds at `now_ms` under `epoch`.
+    pub fn holds(self, now_ms: i64, epoch: u64) -> bool {
+        self != Fresh::NEVER
+            && (self.0 & 0xf_ffff) == (epoch & 0xf_ffff)
+            && i64::try_from(self.0 >> 20).unwrap_or(0) > now_ms
+    }
 }
 
 impl<F: FnMut(u64) -> bool> SeriesFilter for F {
@@ -117,6 +163,92 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// A label set's part of the series key (`{a="1",b="x"}`, empty without labels) and where each
+/// label's name and escaped value are in it.
+#[derive(Debug, Clone, Default)]
+struct LabelState {
+    suffix: String,
+    spans: Vec<LabelSpan>,
+    /// Whether some value was escaped in `suffix`.
+    escaped: bool,
+}
+
+/// A label set remembered by the wire bytes it was decoded from, with its one metric and
+/// series id (remote_write: `__name__` is one of the labels), per filter salt.
+#[derive(Debug)]
+struct Recalled {
+    salt: u64,
+    raw: Box<[u8]>,
+    metric: Box<str>,
+    id: u64,
+    /// The series filter's last "no" for this series ([`Fresh`]).
+    fresh: std::sync::atomic::AtomicU64,
+}
+
+/// Shards of the [`RecallCache`] (fewer lock collisions between concurrent requests).
+const RECALL_SHARDS: usize = 16;
+
+/// Bytes of remembered label sets per generation, all shards together: when a shard's newer
+/// generation is full it replaces the older one (an entry used since moved to the newer one).
+/// At most twice this in all (about 110,000 Prometheus series of ~300 bytes per generation).
+pub const RECALL_BYTES: usize = 32 << 20;
+
+/// Label sets by their wire bytes, shared by all requests (Prometheus resends the same series
+/// every scrape interval): a hit skips decoding, checking and hashing the labels.
+struct RecallCache {
+    hasher: ahash::RandomState,
+    shards: Vec<std::sync::Mutex<RecallShard>>,
+}
+
+#[derive(Default)]
+struct RecallShard {
+    new: std::collections::HashMap<u64, Arc<Recalled>, BuildHasherDefault<IdHasher>>,
+    old: std::collections::HashMap<u64, Arc<Recalled>, BuildHasherDefault<IdHasher>>,
+    new_bytes: usize,
+}
+
+impl RecallCache {
+    fn shard(&self, h: u64) -> Option<std::sync::MutexGuard<'_, RecallShard>> {
+        self.shards[(h >> 59) as usize % RECALL_SHARDS].lock().ok()
+    }
+
+    fn get(&self, salt: u64, raw: &[u8]) -> Option<Arc<Recalled>> {
+        let h = self.hasher.hash_one((salt, raw));
+        let same = |e: &Arc<Recalled>| e.salt == salt && *e.raw == *raw;
+        let mut shard = self.shard(h)?;
+        if let Some(e) = shard.new.get(&h) {
+            return same(e).then(|| e.clone());
+        }
+        let e = shard.old.remove(&h).filter(same)?;
+        shard.put(h, e.clone());
+        Some(e)
+    }
+
+    fn insert(&self, e: Recalled) {
+        let h = self.hasher.hash_one((e.salt, &*e.raw));
+        if let Some(mut shard) = self.shard(h) {
+            shard.put(h, Arc::new(e));
+        }
+    }
+}
+
+impl RecallShard {
+    fn put(&mut self, h: u64, e: Arc<Recalled>) {
+        let size = 96 + e.raw.len() + e.metric.len();
+        if self.new_bytes + size > RECALL_BYTES / RECALL_SHARDS {
+            self.old = std::mem::take(&mut self.new);
+            self.new_bytes = 0;
+        }
+        self.new_bytes += size;
+        self.new.insert(h, e);
+    }
+}
+
+static RECALL: std::sync::LazyLock<RecallCache> = std::sync::LazyLock::new(|| RecallCache {
+    hasher: ahash::RandomState::new(),
+    shards: (0..RECALL_SHARDS).map(|_| Default::default()).collect(),
+});
+
 /// The rows a request's samples became.
 #[derive(Debug)]
 pub struct SampleRows {
@@ -128,6 +260,8 @@ pub struct SampleRows {
     pub new_series: Vec<u64>,
     /// The first sample whose time the samples table's `timestamp` column cannot hold.
     pub out_of_range: Option<OutOfRange>,
+    /// Label sets recalled by their wire bytes instead of decoded.
+    pub recalled: usize,
 }
 
 /// A sample time outside what the time column stores (it would be stored wrapped or clamped).
@@ -188,15 +322,16 @@ pub struct SamplesBuilder<'w> {
     /// Series ids of the current label set's samples and their metric names (in
     /// `pending_metrics`), asked about together when the label set ends.
     pending: Vec<(u64, std::ops::Range<usize>)>,
+    /// Recalled series the filter wanted a series row for: decoded again, and written.
+    granted: IdSet,
     pending_metrics: String,
     pending_ids: Vec<u64>,
     answers: Vec<bool>,
-    /// `{a="1",b="x"}` of the current labels (empty without labels).
-    key_suffix: String,
-    /// Where each label's name and (escaped) value are in `key_suffix`.
-    label_spans: Vec<LabelSpan>,
-    /// Whether some value of the current labels was escaped in `key_suffix`.
-    escaped: bool,
+    /// The labels last given with [`SampleSink::labels`].
+    own: LabelState,
+    /// The series made current by [`SampleSink::recall`].
+    current: Option<Arc<Recalled>>,
+    recalled: usize,
     key: String,
 }
 
@@ -239,12 +374,17 @@ impl<'w> SamplesBuilder<'w> {
             new_series: Vec::new(),
             want,
             pending: Vec::with_capacity(16),
+            granted: IdSet::default(),
             pending_metrics: String::with_capacity(512),
             pending_ids: Vec::with_capacity(16),
             answers: Vec::with_capacity(16),
-            label_spans: Vec::with_capacity(16),
-            escaped: false,
-            key_suffix: String::with_capacity(256),
+            own: LabelState {
+                suffix: String::with_capacity(256),
+                spans: Vec::with_capacity(16),
+                escaped: false,
+            },
+            current: None,
+            recalled: 0,
             key: String::with_capacity(320),
         }
     }
@@ -278,10 +418,11 @@ impl<'w> SamplesBuilder<'w> {
             },
             new_series: self.new_series,
             out_of_range: self.out_of_range,
+            recalled: self.recalled,
         }
     }
 
-    /// Asks the filter about the current label set's series and builds the wanted series rows.
+    /// Asks the filter about the pending samples' series and builds the wanted series rows.
     fn flush_pending(&mut self) {
         if self.pending.is_empty() {
             return;
@@ -292,8 +433,9 @@ impl<'w> SamplesBuilder<'w> {
         self.answers.clear();
         self.want.want(&self.pending_ids, &mut self.answers);
         for (i, (id, metric)) in self.pending.iter().enumerate() {
-            if self.answers.get(i).copied().unwrap_or(true) {
-                let row = self.series_row(&self.pending_metrics[metric.clone()], *id);
+            let granted = !self.granted.is_empty() && self.granted.remove(id);
+            if granted || self.answers.get(i).copied().unwrap_or(true) {
+                let row = self.series_row(&self.pending_metrics[metric.clone()], *id, &self.own);
                 self.series.push(row);
                 self.new_series.push(*id);
             }
@@ -302,11 +444,11 @@ impl<'w> SamplesBuilder<'w> {
         self.pending_metrics.clear();
     }
 
-    fn series_row(&self, metric: &str, id: u64) -> Row {
-        let text = self.key_suffix.as_str();
+    fn series_row(&self, metric: &str, id: u64, labels: &LabelState) -> Row {
+        let text = labels.suffix.as_str();
         let part = |r: std::ops::Range<usize>| {
             let s = &text[r];
-            Value::Bytes(if self.escaped {
+            Value::Bytes(if labels.escaped {
                 unescape(s).into_bytes()
             } else {
                 s.as_bytes().to_vec()
@@ -314,7 +456,8 @@ impl<'w> SamplesBuilder<'w> {
         };
         let str_array = |names: bool| {
             Value::Array(
-                self.label_spans
+                labels
+                    .spans
                     .iter()
                     .map(|l| {
                         part(if names {
@@ -340,44 +483,9 @@ impl<'w> SamplesBuilder<'w> {
             })
             .collect()
     }
-}
 
-impl SampleSink for SamplesBuilder<'_> {
-    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]) {
-        self.flush_pending();
-        self.label_spans.clear();
-        self.key_suffix.clear();
-        self.escaped = false;
-        if labels.is_empty() {
-            return;
-        }
-        let out = &mut self.key_suffix;
-        out.push('{');
-        for (i, (name, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let start = out.len();
-            out.push_str(name.as_ref());
-            let name = start..out.len();
-            out.push_str("=\"");
-            let start = out.len();
-            push_escaped(out, value.as_ref());
-            self.escaped |= out.len() - start != value.as_ref().len();
-            self.label_spans.push(LabelSpan {
-                name,
-                value: start..out.len(),
-            });
-            out.push('"');
-        }
-        out.push('}');
-    }
-
-    fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64) {
-        self.key.clear();
-        self.key.push_str(metric);
-        self.key.push_str(&self.key_suffix);
-        let id = series_id_of_key(&self.key);
+    /// Appends one sample row.
+    fn push_row(&mut self, metric: &str, id: u64, timestamp_ms: i64, value: f64) {
         if let Some((lo, hi, range)) = self.time_range {
             if !(lo..=hi).contains(&timestamp_ms) && self.out_of_range.is_none() {
                 self.out_of_range = Some(OutOfRange {
@@ -387,9 +495,6 @@ impl SampleSink for SamplesBuilder<'_> {
                 });
             }
         }
-        let start = self.pending_metrics.len();
-        self.pending_metrics.push_str(metric);
-        self.pending.push((id, start..self.pending_metrics.len()));
         let columns = self.s_plan.iter().zip(&self.s_cols);
         for (((f, unit), c), data) in columns.zip(&mut self.samples.data) {
             match (f, unit) {
@@ -413,6 +518,91 @@ impl SampleSink for SamplesBuilder<'_> {
                 _ => data.push(zero_of(&c.ty)),
             }
         }
+    }
+}
+
+impl SampleSink for SamplesBuilder<'_> {
+    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]) {
+        self.flush_pending();
+        let own = &mut self.own;
+        own.spans.clear();
+        own.suffix.clear();
+        own.escaped = false;
+        if labels.is_empty() {
+            return;
+        }
+        let out = &mut own.suffix;
+        out.push('{');
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let start = out.len();
+            out.push_str(name.as_ref());
+            let name = start..out.len();
+            out.push_str("=\"");
+            let start = out.len();
+            push_escaped(out, value.as_ref());
+            own.escaped |= out.len() - start != value.as_ref().len();
+            own.spans.push(LabelSpan {
+                name,
+                value: start..out.len(),
+            });
+            out.push('"');
+        }
+        out.push('}');
+    }
+
+    fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64) {
+        self.key.clear();
+        self.key.push_str(metric);
+        self.key.push_str(&self.own.suffix);
+        let id = series_id_of_key(&self.key);
+        let start = self.pending_metrics.len();
+        self.pending_metrics.push_str(metric);
+        self.pending.push((id, start..self.pending_metrics.len()));
+        self.push_row(metric, id, timestamp_ms, value);
+    }
+
+    fn recall(&mut self, raw: &[u8]) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(e) = RECALL.get(self.want.salt(), raw) else {
+            return false;
+        };
+        if !self.want.still_fresh(Fresh(e.fresh.load(Relaxed))) {
+            match self.want.want_one(e.id) {
+                // A series row is built from decoded labels: the decoder decodes this series
+                // as if new, and its row is written (the filter said yes once).
+                Ok(()) => {
+                    e.fresh.store(Fresh::NEVER.0, Relaxed);
+                    self.granted.insert(e.id);
+                    return false;
+                }
+                Err(fresh) => e.fresh.store(fresh.0, Relaxed),
+            }
+        }
+        self.current = Some(e);
+        self.recalled += 1;
+        true
+    }
+
+    fn sample_recalled(&mut self, timestamp_ms: i64, value: f64) {
+        if let Some(e) = self.current.clone() {
+            self.push_row(&e.metric, e.id, timestamp_ms, value);
+        }
+    }
+
+    fn remember(&mut self, raw: &[u8]) {
+        let Some((id, metric)) = self.pending.last() else {
+            return;
+        };
+        RECALL.insert(Recalled {
+            salt: self.want.salt(),
+            raw: raw.into(),
+            metric: self.pending_metrics[metric.clone()].into(),
+            id: *id,
+            fresh: Fresh::NEVER.0.into(),
+        });
     }
 }
 
@@ -502,6 +692,97 @@ mod tests {
         let got = b.finish();
         assert_eq!(got.samples.block.to_rows(), want_s.rows);
         assert_eq!(got.series.rows, want_r.rows);
+    }
+
+    /// A remote_write series seen before is recalled by its label bytes (no label decoding)
+    /// and gives the same sample rows; when the filter wants its series row, it is decoded again
+    /// and the row is written as the first time.
+    #[test]
+    fn recalled_series_give_the_same_rows() {
+        let (s, r) = schemas();
+        let samples = influx::decode(BODY, influx::Precision::Nanoseconds, 0).samples;
+        let body = remote_write::encode(&samples);
+        let run = |want: &mut dyn SeriesFilter| {
+            let mut b = SamplesBuilder::new((&s, &r), "t", 7, want);
+            remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
+            b.finish()
+        };
+        let mut seen = IdSet::default();
+        let mut once = |id| seen.insert(id);
+        let first = run(&mut once);
+        let second = run(&mut once);
+        assert_eq!(first.samples.block.len(), samples.len());
+        assert_eq!(first.series.rows.len(), samples.len());
+        assert_eq!(second.recalled, samples.len());
+        assert_eq!(first.samples.block, second.samples.block);
+        assert!(second.series.rows.is_empty());
+        let third = run(&mut |_| true);
+        assert_eq!(third.recalled, 0);
+        assert_eq!(third.series.rows, first.series.rows);
+        assert_eq!(third.samples.block, first.samples.block);
+        // A changed label value is other bytes: decoded, not recalled.
+        let mut other = samples.clone();
+        other[0].labels[0].1.push('x');
+        let body = remote_write::encode(&other[..1]);
+        let mut b = SamplesBuilder::new((&s, &r), "t", 7, &mut once);
+        remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
+        let got = b.finish();
+        assert_eq!(got.recalled, 0);
+        assert_ne!(got.samples.block.row(0)[2], first.samples.block.row(0)[2]);
+    }
+
+    /// Recalled series keep the series cache's semantics: no series row while the last one is
+    /// fresh, a new one after `refresh`, and after a failed insert made the cache forget it.
+    #[test]
+    fn recalled_series_follow_the_series_cache() {
+        use crate::ingest::{CachedSeries, SeriesCache};
+        let (s, r) = schemas();
+        let samples = influx::decode(BODY, influx::Precision::Nanoseconds, 0).samples;
+        // A tenant salt of its own: other tests' remembered series do not interfere.
+        let salt = 0x5eed;
+        let body = remote_write::encode(&samples);
+        let cache = SeriesCache::new(std::time::Duration::from_secs(10), 1 << 10);
+        let run = |now_ms| {
+            let mut f = CachedSeries {
+                cache: &cache,
+                salt,
+                now_ms,
+            };
+            let mut b = SamplesBuilder::new((&s, &r), "t", now_ms, &mut f);
+            remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
+            let got = b.finish();
+            (got.series.rows.len(), got.recalled)
+        };
+        let n = samples.len();
+        assert_eq!(run(1_000), (n, 0));
+        assert_eq!(run(2_000), (0, n));
+        assert_eq!(run(3_000), (0, n));
+        // Past refresh: rewritten (decoded again), then recalled again.
+        assert_eq!(run(12_000), (n, 0));
+        assert_eq!(run(13_000), (0, n));
+        // A forgotten series (its insert failed) is written by the next request.
+        let first = run(14_000);
+        assert_eq!(first, (0, n));
+        let mut f = CachedSeries {
+            cache: &cache,
+            salt,
+            now_ms: 14_000,
+        };
+        let mut b = SamplesBuilder::new((&s, &r), "t", 14_000, &mut f);
+        remote_write::decode_to(&body, 1 << 20, &mut b).expect("decodes");
+        let ids: Vec<u64> = b
+            .finish()
+            .samples
+            .block
+            .to_rows()
+            .iter()
+            .map(|row| match row[2] {
+                Value::UInt(id) => id ^ salt,
+                _ => 0,
+            })
+            .collect();
+        cache.forget(ids.into_iter());
+        assert_eq!(run(15_000), (n, 0));
     }
 
     /// The series filter is asked once per label set, about all of its samples' series, and

@@ -77,6 +77,21 @@ pub trait SampleSink {
     fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]);
     /// One sample carrying the labels last given.
     fn sample(&mut self, metric: &str, timestamp_ms: i64, value: f64);
+
+    /// Makes current the label set (and metric) last [remembered](SampleSink::remember) under
+    /// `raw`, the wire bytes it was decoded from; its samples then come through
+    /// [`SampleSink::sample_recalled`]. False (the default) when the sink does not know `raw`:
+    /// the decoder decodes and checks the labels and passes them to [`SampleSink::labels`].
+    fn recall(&mut self, _raw: &[u8]) -> bool {
+        false
+    }
+
+    /// One sample of the series made current by [`SampleSink::recall`].
+    fn sample_recalled(&mut self, _timestamp_ms: i64, _value: f64) {}
+
+    /// Remembers the labels and metric just given (with at least one sample) under `raw`, the
+    /// wire bytes they were decoded and checked from, so the same bytes need no decoding again.
+    fn remember(&mut self, _raw: &[u8]) {}
 }
 
 /// A [`SampleSink`] that collects owned [`Sample`]s (one copy of the labels per sample).

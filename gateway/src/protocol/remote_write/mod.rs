@@ -101,7 +101,9 @@ pub fn decode_each(
 }
 
 /// Decodes a remote_write body into `sink`: each series' labels once (borrowed from the
-/// decompressed body), then its samples. Returns the number of samples.
+/// decompressed body), then its samples. A series whose label bytes the sink
+/// [recalls](SampleSink::recall) (Prometheus resends the same series every scrape) skips label
+/// decoding and checks. Returns the number of samples.
 ///
 /// # Errors
 /// As [`decode_with_limit`]. On an error the request is rejected as a whole: discard what
@@ -112,15 +114,7 @@ pub fn decode_to<S: SampleSink>(
     sink: &mut S,
 ) -> Result<usize, DecodeError> {
     let raw = decompress(body, limit)?;
-    let mut n = 0;
-    wire::decode_series(&raw, |metric, labels, points| {
-        sink.labels(labels);
-        for &(timestamp_ms, value) in points {
-            sink.sample(metric, timestamp_ms, value);
-        }
-        n += points.len();
-    })?;
-    Ok(n)
+    wire::decode_to_sink(&raw, sink)
 }
 
 /// Snappy block decompression with the size checked against `limit` first.

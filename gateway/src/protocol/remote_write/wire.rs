@@ -6,7 +6,7 @@
 //! faster, see bench/RESULTS.md). It follows the protobuf wire format: unknown fields of any
 //! wire type are skipped, a repeated scalar keeps its last value, strings must be UTF-8.
 
-use super::super::{DecodeError, Sample, SampleRef};
+use super::super::{DecodeError, Sample, SampleRef, SampleSink};
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
@@ -167,6 +167,87 @@ pub fn decode_series(
             r.skip(wire).map_err(malformed)?;
         }
     }
+}
+
+/// As [`decode_series`], into a [`SampleSink`] that may remember label sets by their wire bytes:
+/// a `TimeSeries` whose label fields come first is looked up by those bytes
+/// ([`SampleSink::recall`]); only when the sink does not know them are the labels decoded,
+/// checked and passed on (then [remembered](SampleSink::remember)). Returns the number of
+/// samples.
+///
+/// # Errors
+/// As [`decode_each`].
+pub fn decode_to_sink<S: SampleSink>(raw: &[u8], sink: &mut S) -> Result<usize, DecodeError> {
+    let mut scratch = Scratch::default();
+    let mut r = Reader::new(raw, 0);
+    let (mut index, mut n) = (0, 0);
+    while let Some((field, wire)) = r.key().map_err(malformed)? {
+        if field != 1 || wire != LEN {
+            r.skip(wire).map_err(malformed)?;
+            continue;
+        }
+        let (bytes, at) = r.len_delimited().map_err(malformed)?;
+        let labels = label_prefix(bytes).map_err(malformed)?;
+        let mut recalled = false;
+        if !labels.is_empty() && sink.recall(labels) {
+            scratch.points.clear();
+            let rest = Reader::new(&bytes[labels.len()..], at + labels.len());
+            // A label field after the samples: not the common layout; decode it fully.
+            recalled = read_points(rest, &mut scratch.points).map_err(malformed)?;
+            if recalled {
+                for &(timestamp_ms, value) in &scratch.points {
+                    sink.sample_recalled(timestamp_ms, value);
+                }
+                n += scratch.points.len();
+            }
+        }
+        if !recalled {
+            read_series(Reader::new(bytes, at), &mut scratch).map_err(malformed)?;
+            let mut points = 0;
+            emit_series(index, &mut scratch, &mut |metric, labels, p| {
+                sink.labels(labels);
+                for &(timestamp_ms, value) in p {
+                    sink.sample(metric, timestamp_ms, value);
+                }
+                points = p.len();
+            })?;
+            if points > 0 && !labels.is_empty() {
+                sink.remember(labels);
+            }
+            n += points;
+        }
+        index += 1;
+    }
+    Ok(n)
+}
+
+/// The bytes of a `TimeSeries`' leading label fields (empty when it does not start with one).
+fn label_prefix(bytes: &[u8]) -> Wire<&[u8]> {
+    let mut r = Reader::new(bytes, 0);
+    loop {
+        let start = r.pos;
+        match r.key()? {
+            Some((1, LEN)) => {
+                r.len_delimited()?;
+            }
+            _ => return Ok(&bytes[..start]),
+        }
+    }
+}
+
+/// The samples of a `TimeSeries` after its labels; false when another label field follows.
+fn read_points(mut r: Reader<'_>, out: &mut Vec<(i64, f64)>) -> Wire<bool> {
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (1, _) => return Ok(false),
+            (2, LEN) => {
+                let (bytes, at) = r.len_delimited()?;
+                out.push(read_sample(Reader::new(bytes, at))?);
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok(true)
 }
 
 /// Decodes `raw` and appends owned samples to `out`.
