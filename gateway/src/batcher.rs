@@ -31,6 +31,14 @@ pub struct BatchConfig {
     /// Flush when the oldest row waited this long. Default 200 ms.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
+    /// A batch of at least `linger_rows` rows is flushed early, once no rows arrived for
+    /// `linger`: it stopped growing (its clients wait for it), so waiting for `max_age` would
+    /// only add latency. Small batches still wait for `max_age` (few, large inserts for
+    /// ClickHouse at low load). Default 10000; 0 turns early flushes off.
+    pub linger_rows: usize,
+    /// How long a batch of `linger_rows` or more waits for more rows. Default 5 ms.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
     /// Submissions queued per table before handlers wait (backpressure). Default 1024.
     pub queue: usize,
     /// Flushes of one table in flight at once (a batch fills while the previous one is being
@@ -44,6 +52,8 @@ impl Default for BatchConfig {
             max_rows: 100_000,
             max_bytes: 32 << 20,
             max_age: Duration::from_millis(200),
+            linger_rows: 10_000,
+            linger: Duration::from_millis(5),
             queue: 1024,
             flushes_in_flight: 2,
         }
@@ -59,6 +69,10 @@ pub struct BatchSettings {
     pub max_bytes: NonZeroUsize,
     /// Age limit.
     pub max_age: Duration,
+    /// Early flush of a batch that stopped growing: at least this many rows (`None`: off)...
+    pub linger_rows: Option<NonZeroUsize>,
+    /// ...and no new rows for this long.
+    pub linger: Duration,
     /// Queue length.
     pub queue: NonZeroUsize,
     /// Concurrent flushes per table.
@@ -77,10 +91,19 @@ impl BatchConfig {
         if self.max_age.is_zero() {
             return Err("batch.max_age must be greater than 0".into());
         }
+        if self.linger_rows > 0 && (self.linger.is_zero() || self.linger >= self.max_age) {
+            return Err(format!(
+                "batch.linger must be greater than 0 and less than batch.max_age ({:?}); \
+                 set batch.linger_rows = 0 to turn early flushes off",
+                self.max_age
+            ));
+        }
         Ok(BatchSettings {
             max_rows: nz(self.max_rows, "max_rows")?,
             max_bytes: nz(self.max_bytes, "max_bytes")?,
             max_age: self.max_age,
+            linger_rows: NonZeroUsize::new(self.linger_rows),
+            linger: self.linger,
             queue: nz(self.queue, "queue")?,
             flushes_in_flight: nz(self.flushes_in_flight, "flushes_in_flight")?,
         })
@@ -218,9 +241,21 @@ impl Worker {
         let mut pending: Vec<Submit> = Vec::new();
         let (mut rows, mut bytes) = (0usize, 0usize);
         let mut deadline: Option<Instant> = None;
+        let mut last_arrival = Instant::now();
         loop {
+            // The batch's flush time: `max_age` after its first rows, or earlier once it holds
+            // `linger_rows` and no rows came for `linger`.
+            let linger = me
+                .settings
+                .linger_rows
+                .filter(|n| rows >= n.get())
+                .map(|_| last_arrival + me.settings.linger);
+            let wake = match (deadline, linger) {
+                (Some(d), Some(l)) => Some(d.min(l)),
+                (d, l) => d.or(l),
+            };
             let tick = async {
-                match deadline {
+                match wake {
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
@@ -230,7 +265,8 @@ impl Worker {
                     Some(s) => {
                         rows += s.rows.len();
                         bytes += s.bytes;
-                        deadline.get_or_insert_with(|| Instant::now() + me.settings.max_age);
+                        last_arrival = Instant::now();
+                        deadline.get_or_insert(last_arrival + me.settings.max_age);
                         pending.push(s);
                         if rows >= me.settings.max_rows.get() || bytes >= me.settings.max_bytes.get() {
                             Self::start_flush(&me, &inflight, std::mem::take(&mut pending)).await;

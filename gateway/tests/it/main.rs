@@ -3,6 +3,7 @@
 //! HAProxy to the rig's own gateway processes.
 
 mod auth;
+mod batching;
 mod chcompat;
 mod ndjson;
 mod oracle;
