@@ -7,16 +7,12 @@ use std::time::{Duration, Instant};
 use chgate_gateway::config::GatewayConfig;
 use chgate_harness::rig;
 
-use crate::support::{http, migrated_db, per_shard_counts};
+use crate::support::{http, migrated_db, per_shard_counts, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_stopped_growing_is_flushed_before_max_age() {
     let rig = rig().await;
     let db = migrated_db(rig, "gw_linger");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut cfg = GatewayConfig {
         database: Some(db.clone()),
         ..GatewayConfig::default()
@@ -25,14 +21,8 @@ async fn a_batch_that_stopped_growing_is_flushed_before_max_age() {
     cfg.batch.max_age = max_age;
     cfg.batch.linger_rows = 50;
     cfg.batch.linger = Duration::from_millis(20);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (topology, password) = (rig.topology().clone(), rig.clickhouse_password());
-    let server = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
-        };
-        chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
-    });
+    let gw = serve(rig, cfg).await;
+    let url = gw.url.clone();
     let send = |lines: usize, tag: &'static str| {
         let body: String = (0..lines)
             .map(|i| format!("linger,run={tag},host=h{i} value={i} 1700000000\n"))
@@ -47,8 +37,7 @@ async fn a_batch_that_stopped_growing_is_flushed_before_max_age() {
     };
     let big = send(100, "big").await;
     let small = send(10, "small").await;
-    let _ = tx.send(());
-    server.await.expect("join").expect("clean stop");
+    gw.shutdown().await;
     assert!(
         big < max_age / 2,
         "100 rows >= linger_rows: flushed once they stopped growing, took {big:?}"

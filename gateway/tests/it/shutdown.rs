@@ -6,29 +6,19 @@ use std::time::{Duration, Instant};
 use chgate_gateway::config::GatewayConfig;
 use chgate_harness::rig;
 
-use crate::support::{http, migrated_db, per_shard_counts};
+use crate::support::{http, migrated_db, per_shard_counts, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_rows_waiting_in_a_batch_and_acks_them() {
     let rig = rig().await;
     let db = migrated_db(rig, "gw_shutdown");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut cfg = GatewayConfig {
         database: Some(db.clone()),
         ..GatewayConfig::default()
     };
     cfg.batch.max_age = Duration::from_secs(3);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (topology, password) = (rig.topology().clone(), rig.clickhouse_password());
-    let server = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
-        };
-        chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
-    });
+    let gw = serve(rig, cfg).await;
+    let url = gw.url.clone();
     let body: String = (0..100)
         .map(|i| format!("drain,host=h{i} value={i} 1700000000\n"))
         .collect();
@@ -41,10 +31,10 @@ async fn shutdown_flushes_rows_waiting_in_a_batch_and_acks_them() {
     // Let the request reach the batcher (a 3 s max_age keeps it waiting there), then shut down.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let _ = tx.send(());
+    let stopped = tokio::spawn(gw.stop());
     let resp = request.await.expect("join").expect("request completes");
     assert_eq!(resp.status(), 204, "acked after the flush");
-    server.await.expect("join").expect("clean stop");
+    stopped.await.expect("join").expect("clean stop");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "stopped within the deadline"

@@ -14,25 +14,32 @@ pub struct TestGateway {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 impl TestGateway {
     /// Stops intake, flushes, and waits for the server task.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        if let Err(e) = self.stop().await {
+            panic!("gateway failed: {e}");
+        }
+    }
+
+    /// As [`TestGateway::shutdown`], returning how the server ended.
+    pub async fn stop(mut self) -> Result<(), String> {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("server task: {e}")),
+            Err(_) => Err("did not stop within 30 s".into()),
+        }
     }
 }
 
 /// Starts a gateway writing into `database` with the given mode and format.
 pub async fn gateway(rig: &Rig, database: &str, mode: WriteMode, format: Format) -> TestGateway {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut cfg = GatewayConfig {
         database: Some(database.to_owned()),
         write_mode: mode,
@@ -40,6 +47,15 @@ pub async fn gateway(rig: &Rig, database: &str, mode: WriteMode, format: Format)
         ..GatewayConfig::default()
     };
     cfg.batch.max_age = Duration::from_millis(50);
+    serve(rig, cfg).await
+}
+
+/// Starts a gateway with `cfg` on an ephemeral loopback port.
+pub async fn serve(rig: &Rig, cfg: GatewayConfig) -> TestGateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = oneshot::channel::<()>();
     let topology = rig.topology().clone();
     let password = rig.clickhouse_password();
@@ -47,11 +63,9 @@ pub async fn gateway(rig: &Rig, database: &str, mode: WriteMode, format: Format)
         let shutdown = async {
             let _ = rx.await;
         };
-        if let Err(e) =
-            chgate_gateway::run::serve_on(listener, cfg, &topology, &password, shutdown).await
-        {
-            panic!("gateway failed: {e}");
-        }
+        chgate_gateway::run::serve_on(listener, cfg, &topology, &password, shutdown)
+            .await
+            .map_err(|e| e.to_string())
     });
     TestGateway {
         url,
