@@ -191,6 +191,13 @@ impl SeriesFilter for CachedSeries<'_> {
     }
 }
 
+/// A new epoch value, unique in the process: a [`Fresh`] token one series cache gave never holds
+/// for another (gateways in one process share remembered series but not their series caches).
+fn next_epoch() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Series the gateway wrote to the series table recently. A series row is rewritten only when
 /// its last write is older than `refresh`, so a stable set of series costs one series insert per
 /// `refresh` instead of one per request; `last_seen` is accurate to `refresh`. Bounded: when it
@@ -212,8 +219,14 @@ impl SeriesCache {
             refresh_ms: i64::try_from(refresh.as_millis()).unwrap_or(i64::MAX),
             capacity,
             seen: std::sync::Mutex::default(),
-            epoch: std::sync::atomic::AtomicU64::new(1),
+            epoch: std::sync::atomic::AtomicU64::new(next_epoch()),
         }
+    }
+
+    /// Moves to a new epoch: [`Fresh`] tokens given before no longer hold.
+    fn bump(&self) {
+        self.epoch
+            .store(next_epoch(), std::sync::atomic::Ordering::Release);
     }
 
     /// The current epoch (see [`Fresh`]).
@@ -232,7 +245,7 @@ impl SeriesCache {
         };
         if seen.len() + 1 > self.capacity {
             seen.clear();
-            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.bump();
         }
         match seen.entry(id ^ salt) {
             Entry::Occupied(e) if now_ms - *e.get() < self.refresh_ms => Err(Fresh::new(
@@ -267,7 +280,7 @@ impl SeriesCache {
         };
         if seen.len() + ids.len() > self.capacity {
             seen.clear();
-            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.bump();
         }
         out.extend(ids.iter().map(|&id| match seen.entry(id ^ salt) {
             Entry::Occupied(e) if now_ms - *e.get() < self.refresh_ms => false,
@@ -288,7 +301,7 @@ impl SeriesCache {
             for id in ids {
                 seen.remove(&id);
             }
-            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.bump();
         }
     }
 }
@@ -483,6 +496,25 @@ mod tests {
         assert_eq!(b.rows.len(), 1);
         assert_eq!(a.rows[0][3], Value::UInt(2));
         assert_eq!(b.rows[0][2], Value::Array(vec![Value::str("job")]));
+    }
+
+    /// A series cache's "no" is a token that holds until refresh, only for that cache, and
+    /// no longer once the cache forgot series.
+    #[test]
+    fn fresh_tokens_hold_for_their_cache_until_refresh_or_forget() {
+        let refresh = std::time::Duration::from_secs(10);
+        let (a, b) = (SeriesCache::new(refresh, 16), SeriesCache::new(refresh, 16));
+        assert_eq!(a.want_one(7, 0, 1_000), Ok(()));
+        let fresh = a.want_one(7, 0, 2_000).expect_err("written at 1000");
+        assert!(fresh.holds(10_999, a.epoch()));
+        assert!(!fresh.holds(11_000, a.epoch()), "refresh is over");
+        assert!(!fresh.holds(2_000, b.epoch()), "another cache's token");
+        a.forget([8].into_iter());
+        assert!(
+            !fresh.holds(2_000, a.epoch()),
+            "forgotten series bump the epoch"
+        );
+        assert!(!Fresh::NEVER.holds(0, a.epoch()));
     }
 
     #[test]
