@@ -55,6 +55,13 @@ impl Strings {
         self.ends.reserve(n);
     }
 
+    /// Appends `other`'s strings.
+    fn append(&mut self, other: Strings) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends.extend(other.ends.iter().map(|end| end + base));
+    }
+
     fn heap_bytes(&self) -> usize {
         self.ends.capacity() * 8 + self.bytes.capacity()
     }
@@ -337,12 +344,7 @@ impl Data {
             (Data::UInt(a), Data::UInt(mut b)) => a.append(&mut b),
             (Data::Int(a), Data::Int(mut b)) => a.append(&mut b),
             (Data::Float(a), Data::Float(mut b)) => a.append(&mut b),
-            (Data::Str(a), Data::Str(b)) => {
-                a.reserve(b.len());
-                for s in b.iter() {
-                    a.push(s);
-                }
-            }
+            (Data::Str(a), Data::Str(b)) => a.append(b),
             (Data::Lc(a), Data::Lc(b)) => a.append(b),
             (Data::Values(a), Data::Values(mut b)) => a.append(&mut b),
             (a, b) => {
