@@ -440,7 +440,8 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 
 /// Tenants on the ClickHouse-compatible endpoint: only INSERTs named in the `query` URL parameter
 /// (so they are checked before the body is read); row formats the gateway passes through unparsed
-/// cannot carry a stamped tenant, so they are refused for tables with a tenant column.
+/// cannot carry a stamped tenant, so they are refused for tables with a tenant column. (Their rows
+/// are still charged: `chcompat` counts them and calls [`charge`] before forwarding.)
 async fn clickhouse_compat(
     app: &App,
     params: &HashMap<String, String>,

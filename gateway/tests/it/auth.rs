@@ -8,6 +8,8 @@ use std::time::Duration;
 use chgate_gateway::auth::store::{self, Grant, PgSettings, Quota};
 use chgate_gateway::auth::{AuthConfig, Authenticator, PgSource};
 use chgate_gateway::config::GatewayConfig;
+use chgate_gateway::encode::{native, rowbinary, Column};
+use chgate_gateway::value::Value;
 use chgate_harness::{rig, Rig};
 use tokio::sync::oneshot;
 
@@ -127,6 +129,32 @@ impl AuthGateway {
             req = req.header(k, v);
         }
         let resp = req.send().await.expect("send");
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+            retry,
+        )
+    }
+
+    /// A ClickHouse-compatible insert (`POST /?query=...`).
+    async fn clickhouse(
+        &self,
+        auth: (&str, &str),
+        query: &str,
+        body: Vec<u8>,
+    ) -> (u16, String, Option<String>) {
+        let resp = http()
+            .post(format!("{}/", self.url))
+            .query(&[("query", query)])
+            .header(auth.0, auth.1)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
         let retry = resp
             .headers()
             .get("retry-after")
@@ -345,6 +373,113 @@ async fn quota_exceeded_gets_429_with_retry_after_and_other_tenants_are_unaffect
     gw.stop().await;
     assert_eq!(tenant_rows(rig, &db, "slow").await, 60);
     assert_eq!(tenant_rows(rig, &db, "fast").await, 250);
+}
+
+/// ClickHouse-format inserts the gateway forwards unparsed (CSV, RowBinary, Native) are counted
+/// and charged to the tenant's row quota before they are sent: within quota they land, in debt
+/// they get 429 and write nothing, and a truncated body gets 400 naming the byte offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_format_inserts_are_counted_against_the_tenant_quota() {
+    let rig = rig().await;
+    let db = rig.unique_name("gw_chq");
+    let t = rig.topology();
+    let (cluster, root) = (&t.cluster.name, &t.clickhouse.keeper_root);
+    {
+        let _ddl = rig.shared().await;
+        for sql in [
+            format!("CREATE DATABASE {db} ON CLUSTER {cluster}"),
+            format!(
+                "CREATE TABLE {db}.kv_local ON CLUSTER {cluster} (k UInt64, v String) \
+                 ENGINE = ReplicatedMergeTree('{root}/tables/{{shard}}/{db}/kv_local', '{{replica}}') ORDER BY k"
+            ),
+            format!("CREATE TABLE {db}.kv ON CLUSTER {cluster} AS {db}.kv_local ENGINE = Distributed({cluster}, {db}, kv_local, k)"),
+        ] {
+            rig.clickhouse(0).execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    let pg = tenants_db(rig).await;
+    let grant = format!("{db}.*");
+    let quota = Quota {
+        rows_per_second: Some(20),
+        max_body_bytes: None,
+    };
+    let token = tenant(&pg, "chq", &[&grant], quota).await;
+    let gw = gateway(rig, &db, pg, Duration::from_secs(10)).await;
+    let (k, v) = bearer(&token);
+    let auth = (k, v.as_str());
+    let cols = [
+        Column::parse("k", "UInt64").expect("type"),
+        Column::parse("v", "String").expect("type"),
+    ];
+    let rows = |keys: std::ops::Range<u64>| -> Vec<Vec<Value>> {
+        keys.map(|i| vec![Value::UInt(i), Value::str(&format!("r{i}"))])
+            .collect()
+    };
+    let insert_rb = format!("INSERT INTO {db}.kv (k, v) FORMAT RowBinary");
+    let insert_csv = format!("INSERT INTO {db}.kv FORMAT CSV");
+
+    // 60 CSV rows, every third with a quoted newline (one row, not two): admitted with a full
+    // bucket of 20, leaving the tenant 40 rows (2 s) in debt.
+    let csv: String = (0..60u64)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("{i},\"line\nbreak\"\n")
+            } else {
+                format!("{i},c{i}\n")
+            }
+        })
+        .collect();
+    let (s, body, _) = gw.clickhouse(auth, &insert_csv, csv.into_bytes()).await;
+    assert_eq!(s, 200, "{body}");
+    // In debt: a RowBinary insert is refused before anything is sent.
+    let rb = rowbinary::encode_rows(&cols, &rows(5000..5003)).to_vec();
+    let (s, body, retry) = gw.clickhouse(auth, &insert_rb, rb).await;
+    assert_eq!(s, 429, "{body}");
+    let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!(
+        (1..=3).contains(&retry),
+        "40 rows of debt at 20 rows/s: {retry}"
+    );
+    // A truncated body is refused as such (counting comes first), naming where it ends.
+    let mut cut = rowbinary::encode_rows(&cols, &rows(6000..6002)).to_vec();
+    cut.pop();
+    let (s, body, _) = gw.clickhouse(auth, &insert_rb, cut).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("byte offset"), "{body}");
+
+    // Once the debt is repaid, 50 RowBinary rows land (and put the tenant in debt again) ...
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let rb = rowbinary::encode_rows(&cols, &rows(1000..1050)).to_vec();
+    let (s, body, _) = gw.clickhouse(auth, &insert_rb, rb).await;
+    assert_eq!(s, 200, "{body}");
+    // ... so the next CSV and Native inserts get 429.
+    let (s, body, retry) = gw.clickhouse(auth, &insert_csv, b"7000,x\n".to_vec()).await;
+    assert_eq!(s, 429, "{body}");
+    assert!(retry.is_some(), "Retry-After on 429");
+    let native = native::encode_rows(&cols, &rows(7001..7003)).to_vec();
+    let insert_native = format!("INSERT INTO {db}.kv FORMAT Native");
+    let (s, body, _) = gw.clickhouse(auth, &insert_native, native).await;
+    assert_eq!(s, 429, "{body}");
+    gw.stop().await;
+
+    let landed: u64 = per_shard_counts(rig, &format!("{db}.kv_local"), "1")
+        .await
+        .iter()
+        .sum();
+    assert_eq!(
+        landed, 110,
+        "60 CSV rows and 50 RowBinary rows, nothing refused"
+    );
+    let refused: u64 = per_shard_counts(rig, &format!("{db}.kv_local"), "k >= 5000")
+        .await
+        .iter()
+        .sum();
+    assert_eq!(refused, 0, "refused inserts wrote nothing");
+    let multiline: u64 = per_shard_counts(rig, &format!("{db}.kv_local"), "v = 'line\\nbreak'")
+        .await
+        .iter()
+        .sum();
+    assert_eq!(multiline, 20, "quoted newlines stayed inside their values");
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut (failure injection on a real server).

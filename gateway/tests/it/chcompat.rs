@@ -1,6 +1,8 @@
 //! ClickHouse HTTP compatibility: what existing ClickHouse clients send.
 
+use chgate_gateway::chcompat::rows::{self, CsvDialect};
 use chgate_gateway::encode::Format;
+use chgate_gateway::types::ColumnType;
 use chgate_gateway::writer::WriteMode;
 use chgate_harness::rig;
 
@@ -106,4 +108,96 @@ async fn inserts_in_clickhouse_formats_and_read_only_queries_pass_everything_els
         .expect("exists");
     assert_eq!(exists.trim(), "1", "DROP was not executed");
     gw.shutdown().await;
+}
+
+/// The row counters that charge tenants' pass-through inserts against bodies ClickHouse itself
+/// writes: several blocks, strings with newlines, quotes and backslashes, `Nullable`, `Array`,
+/// `LowCardinality` (the server's dictionary form), `FixedString`, `Decimal`, `UUID`, `Enum8`.
+/// Every format must count exactly the rows selected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_counters_count_bodies_clickhouse_writes_exactly() {
+    let rig = rig().await;
+    let t = rig.topology();
+    let node = &rig.nodes()[0];
+    let url = format!("http://{}:{}/", t.network.listen, node.http_port);
+    let password = rig.clickhouse_password();
+    let columns = [
+        ("k", "UInt64", "number"),
+        (
+            "s",
+            "String",
+            "concat('a', toString(number), if(number % 5 = 0, '\\n\"q\\\\,\\'', ''))",
+        ),
+        (
+            "n",
+            "Nullable(Int32)",
+            "if(number % 3 = 0, NULL, toInt32(number))",
+        ),
+        (
+            "a",
+            "Array(String)",
+            "arrayMap(x -> toString(x), range(number % 4))",
+        ),
+        (
+            "lc",
+            "LowCardinality(String)",
+            "toLowCardinality(toString(number % 7))",
+        ),
+        ("f", "FixedString(3)", "toFixedString('abc', 3)"),
+        ("d", "Decimal(18, 2)", "toDecimal64(number, 2)"),
+        ("u", "UUID", "generateUUIDv4()"),
+        (
+            "e",
+            "Enum8('a' = 1, 'b' = 2)",
+            "CAST('b' AS Enum8('a' = 1, 'b' = 2))",
+        ),
+    ];
+    let select: Vec<String> = columns
+        .iter()
+        .map(|(name, _, expr)| format!("{expr} AS {name}"))
+        .collect();
+    let types: Vec<ColumnType> = columns
+        .iter()
+        .map(|(_, ty, _)| ColumnType::parse(ty).expect("type"))
+        .collect();
+    let pairs: Vec<(&str, &ColumnType)> = columns
+        .iter()
+        .map(|(name, _, _)| *name)
+        .zip(&types)
+        .collect();
+    let want = 1000u64;
+    let sql = format!(
+        "SELECT {} FROM system.numbers LIMIT {want}",
+        select.join(", ")
+    );
+    let client = http();
+    for format in [
+        "Native",
+        "RowBinary",
+        "TSV",
+        "TSVWithNames",
+        "CSV",
+        "CSVWithNames",
+    ] {
+        let resp = client
+            .post(&url)
+            .basic_auth(&t.clickhouse.user, Some(password.expose()))
+            // Small blocks: the Native body has many, each with its own dictionary.
+            .query(&[("max_block_size", "97")])
+            .body(format!("{sql} FORMAT {format}"))
+            .send()
+            .await
+            .expect("select");
+        assert_eq!(resp.status(), 200, "{format}");
+        let body = resp.bytes().await.expect("body");
+        let counted = match format {
+            "Native" => rows::native(&body).expect("Native body"),
+            "RowBinary" => rows::row_binary(&body, &pairs).expect("RowBinary body"),
+            "TSV" => rows::tsv(&body, 0),
+            "TSVWithNames" => rows::tsv(&body, 1),
+            "CSV" => rows::csv(&body, CsvDialect::default(), 0),
+            _ => rows::csv(&body, CsvDialect::default(), 1),
+        };
+        assert_eq!(counted, want, "{format}: {} bytes", body.len());
+    }
 }
