@@ -947,70 +947,93 @@ mod tests {
 
         #[test]
         fn tsv_counts_records_not_escaped_newlines() {
-            assert_eq!(rows::tsv(b"", 0), 0);
-            assert_eq!(rows::tsv(b"1\ta\n2\tb\n", 0), 2);
-            assert_eq!(rows::tsv(b"1\ta\n2\tb", 0), 2, "unterminated last line");
-            // `\` + newline byte is a newline inside the value; `\\` then newline ends the row.
-            assert_eq!(rows::tsv(b"1\ta\\\nb\n2\tc\\\\\n3\td\n", 0), 3);
-            assert_eq!(rows::tsv(b"1\ta\\nb\n", 0), 1, "the \\n escape");
-            assert_eq!(rows::tsv(b"k\tv\n1\ta\n2\tb\n", 1), 2, "WithNames header");
-            assert_eq!(rows::tsv(b"k\tv\n", 1), 0);
-            assert_eq!(
-                rows::tsv(b"1\t\\", 0),
-                1,
-                "a dangling backslash is still a row"
-            );
+            let cases: [(&[u8], u64, u64, &str); 8] = [
+                (b"", 0, 0, "empty"),
+                (b"1\ta\n2\tb\n", 0, 2, "two lines"),
+                (b"1\ta\n2\tb", 0, 2, "unterminated last line"),
+                // `\` + newline byte is a newline inside the value; `\\` then newline ends the row.
+                (b"1\ta\\\nb\n2\tc\\\\\n3\td\n", 0, 3, "escaped newline byte"),
+                (b"1\ta\\nb\n", 0, 1, "the \\n escape"),
+                (b"k\tv\n1\ta\n2\tb\n", 1, 2, "WithNames header"),
+                (b"k\tv\n", 1, 0, "header only"),
+                (b"1\t\\", 0, 1, "a dangling backslash is still a row"),
+            ];
+            for (body, header, want, why) in cases {
+                assert_eq!(rows::tsv(body, header), want, "{why}");
+            }
         }
 
         #[test]
         fn csv_counts_records_outside_quotes() {
             let d = CsvDialect::default();
-            assert_eq!(rows::csv(b"", d, 0), 0);
-            assert_eq!(rows::csv(b"1,a\n2,b\n", d, 0), 2);
-            assert_eq!(
-                rows::csv(b"1,a\r\n2,b", d, 0),
-                2,
-                "CRLF, no trailing newline"
-            );
-            assert_eq!(
-                rows::csv(b"1,\"a\nb\"\n2,\"x\"\"\ny\"\n", d, 0),
-                2,
-                "quoted newlines, doubled quote"
-            );
-            assert_eq!(
-                rows::csv(b"1, \t\"a\nb\"\n", d, 0),
-                1,
-                "spaces before the opening quote"
-            );
-            assert_eq!(
-                rows::csv(b"1,a\"b\nc\n", d, 0),
-                2,
-                "a quote inside an unquoted field is literal"
-            );
-            assert_eq!(rows::csv(b"k,v\n1,\"a\nb\"\n", d, 1), 1, "CSVWithNames");
-            // Single quotes only when allowed.
-            assert_eq!(rows::csv(b"1,'a\nb'\n", d, 0), 2);
             let single = CsvDialect {
                 single_quotes: true,
                 ..d
             };
-            assert_eq!(rows::csv(b"1,'a\nb'\n", single, 0), 1);
-            // Another delimiter: the quote opens the field after it.
             let semi = CsvDialect {
                 delimiter: b';',
                 ..d
             };
-            assert_eq!(rows::csv(b"1;\"a\nb\"\n2;c\n", semi, 0), 2);
-            assert_eq!(
-                rows::csv(b"1,\"a\nb\"\n", semi, 0),
-                2,
-                "with `;` the quote is inside a field"
-            );
-            assert_eq!(
-                rows::csv(b"1,\"never closed\n2,b\n", d, 0),
-                1,
-                "an open quote swallows the rest"
-            );
+            let cases: [(&[u8], CsvDialect, u64, u64, &str); 13] = [
+                (b"", d, 0, 0, "empty"),
+                (b"1,a\n2,b\n", d, 0, 2, "two lines"),
+                (b"1,a\r\n2,b", d, 0, 2, "CRLF, no trailing newline"),
+                (
+                    b"1,\"a\nb\"\n2,\"x\"\"\ny\"\n",
+                    d,
+                    0,
+                    2,
+                    "quoted newlines, doubled quote",
+                ),
+                (
+                    b"1, \t\"a\nb\"\n",
+                    d,
+                    0,
+                    1,
+                    "spaces before the opening quote",
+                ),
+                (
+                    b"1,a\"b\nc\n",
+                    d,
+                    0,
+                    2,
+                    "a quote inside an unquoted field is literal",
+                ),
+                (b"k,v\n1,\"a\nb\"\n", d, 1, 1, "CSVWithNames"),
+                (
+                    b"1,'a\nb'\n",
+                    d,
+                    0,
+                    2,
+                    "single quotes are not quotes by default",
+                ),
+                (b"1,'a\nb'\n", single, 0, 1, "single quotes when allowed"),
+                (
+                    b"1;\"a\nb\"\n2;c\n",
+                    semi,
+                    0,
+                    2,
+                    "the quote opens the field after `;`",
+                ),
+                (
+                    b"1,\"a\nb\"\n",
+                    semi,
+                    0,
+                    2,
+                    "with `;` this quote is inside a field",
+                ),
+                (
+                    b"1,\"never closed\n2,b\n",
+                    d,
+                    0,
+                    1,
+                    "an open quote swallows the rest",
+                ),
+                (b"1,a\n\r2,b\r3,c", d, 0, 3, "LF CR and a lone CR end lines"),
+            ];
+            for (body, dialect, header, want, why) in cases {
+                assert_eq!(rows::csv(body, dialect, header), want, "{why}");
+            }
         }
 
         fn kv_schema() -> TableSchema {

@@ -128,16 +128,7 @@ impl AuthGateway {
         if let Some((k, v)) = auth {
             req = req.header(k, v);
         }
-        let resp = req.send().await.expect("send");
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap_or("").to_owned());
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-            retry,
-        )
+        answer(req.send().await.expect("send")).await
     }
 
     /// A ClickHouse-compatible insert (`POST /?query=...`).
@@ -155,21 +146,26 @@ impl AuthGateway {
             .send()
             .await
             .expect("send");
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap_or("").to_owned());
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-            retry,
-        )
+        answer(resp).await
     }
 
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }
+}
+
+/// Status, body and `Retry-After` of an answer.
+async fn answer(resp: reqwest::Response) -> (u16, String, Option<String>) {
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+        retry,
+    )
 }
 
 fn bearer(t: &str) -> (&'static str, String) {
@@ -382,21 +378,7 @@ async fn quota_exceeded_gets_429_with_retry_after_and_other_tenants_are_unaffect
 async fn clickhouse_format_inserts_are_counted_against_the_tenant_quota() {
     let rig = rig().await;
     let db = rig.unique_name("gw_chq");
-    let t = rig.topology();
-    let (cluster, root) = (&t.cluster.name, &t.clickhouse.keeper_root);
-    {
-        let _ddl = rig.shared().await;
-        for sql in [
-            format!("CREATE DATABASE {db} ON CLUSTER {cluster}"),
-            format!(
-                "CREATE TABLE {db}.kv_local ON CLUSTER {cluster} (k UInt64, v String) \
-                 ENGINE = ReplicatedMergeTree('{root}/tables/{{shard}}/{db}/kv_local', '{{replica}}') ORDER BY k"
-            ),
-            format!("CREATE TABLE {db}.kv ON CLUSTER {cluster} AS {db}.kv_local ENGINE = Distributed({cluster}, {db}, kv_local, k)"),
-        ] {
-            rig.clickhouse(0).execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        }
-    }
+    crate::chcompat::kv_table(rig, &db).await;
     let pg = tenants_db(rig).await;
     let grant = format!("{db}.*");
     let quota = Quota {

@@ -4,16 +4,15 @@ use chgate_gateway::chcompat::rows::{self, CsvDialect};
 use chgate_gateway::encode::Format;
 use chgate_gateway::types::ColumnType;
 use chgate_gateway::writer::WriteMode;
-use chgate_harness::rig;
+use chgate_harness::{rig, Rig};
 
 use crate::support::{gateway, http, per_shard_counts};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inserts_in_clickhouse_formats_and_read_only_queries_pass_everything_else_refused() {
-    let rig = rig().await;
-    let db = rig.unique_name("gw_chc");
+/// Creates `db` with `kv_local (k UInt64, v String)` (replicated) and `kv` (Distributed by `k`).
+pub async fn kv_table(rig: &Rig, db: &str) {
     let t = rig.topology();
     let (cluster, root) = (&t.cluster.name, &t.clickhouse.keeper_root);
+    let _ddl = rig.shared().await;
     for sql in [
         format!("CREATE DATABASE {db} ON CLUSTER {cluster}"),
         format!(
@@ -24,6 +23,13 @@ async fn inserts_in_clickhouse_formats_and_read_only_queries_pass_everything_els
     ] {
         rig.clickhouse(0).execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_in_clickhouse_formats_and_read_only_queries_pass_everything_else_refused() {
+    let rig = rig().await;
+    let db = rig.unique_name("gw_chc");
+    kv_table(rig, &db).await;
     let gw = gateway(rig, &db, WriteMode::Distributed, Format::Native).await;
     let client = http();
     // RowBinary with the query in the URL, as clickhouse-rs sends it.
