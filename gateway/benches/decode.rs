@@ -5,7 +5,7 @@
 //! the numbers are samples/s per core even when other builds share the machine.
 #![allow(missing_docs)]
 
-use chgate_gateway::protocol::{influx, otlp, remote_write, series, Sample};
+use chgate_gateway::protocol::{influx, otlp, remote_write, series, Sample, SampleSink};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod common;
@@ -116,6 +116,7 @@ fn bench_otlp(c: &mut Criterion<ThreadCpu>) {
                         ..NumberDataPoint::default()
                     })
                     .collect(),
+                ..Gauge::default()
             }),
             ..Metric::default()
         })
@@ -132,13 +133,91 @@ fn bench_otlp(c: &mut Criterion<ThreadCpu>) {
         }],
     };
     let body = prost::Message::encode_to_vec(&request);
+    let json = serde_json::to_vec(&otlp_json(&request)).unwrap_or_default();
     let n = otlp::decode_protobuf(&body).map_or(0, |s| s.len());
+    let opts = otlp::OtlpOptions::default();
     let mut g = c.benchmark_group("otlp");
     g.throughput(Throughput::Elements(n as u64));
+    // Owned samples: one copy of the labels per sample.
     g.bench_function("decode_protobuf", |b| {
         b.iter(|| otlp::decode_protobuf(&body))
     });
+    // Into a sink (as the gateway's SamplesBuilder gets them): each point's labels once.
+    g.bench_function("decode_protobuf_to_sink", |b| {
+        let pb = otlp::Encoding::Protobuf;
+        b.iter(|| otlp::decode_to(pb, &body, &opts, &mut CountingSink::default()))
+    });
+    g.bench_function("decode_json_to_sink", |b| {
+        let js = otlp::Encoding::Json;
+        b.iter(|| otlp::decode_to(js, &json, &opts, &mut CountingSink::default()))
+    });
     g.finish();
+}
+
+/// Counts what it is handed and touches every label, as a consumer would.
+#[derive(Default)]
+struct CountingSink {
+    label_bytes: usize,
+    samples: usize,
+}
+
+impl SampleSink for CountingSink {
+    fn labels<N: AsRef<str>, V: AsRef<str>>(&mut self, labels: &[(N, V)]) {
+        let bytes = labels
+            .iter()
+            .map(|(n, v)| n.as_ref().len() + v.as_ref().len());
+        self.label_bytes += bytes.sum::<usize>();
+    }
+    fn sample(&mut self, metric: &str, _timestamp_ms: i64, value: f64) {
+        self.samples += metric.len() + usize::from(value.is_nan());
+    }
+}
+
+/// The OTLP JSON form of the bench's gauge-only request (string values, 64-bit ints as text).
+fn otlp_json(request: &otlp::messages::ExportMetricsServiceRequest) -> serde_json::Value {
+    use serde_json::json;
+    let attrs = |kvs: &[otlp::messages::KeyValue]| -> Vec<serde_json::Value> {
+        kvs.iter()
+            .map(|kv| {
+                let v = kv.value.as_ref().and_then(|v| v.string_value.clone());
+                json!({"key": kv.key, "value": {"stringValue": v.unwrap_or_default()}})
+            })
+            .collect()
+    };
+    let resource_metrics: Vec<_> = request
+        .resource_metrics
+        .iter()
+        .map(|rm| {
+            let scope_metrics: Vec<_> = rm
+                .scope_metrics
+                .iter()
+                .map(|sm| {
+                    let metrics: Vec<_> = sm
+                        .metrics
+                        .iter()
+                        .map(|m| {
+                            let points: Vec<_> = m
+                                .gauge
+                                .iter()
+                                .flat_map(|g| &g.data_points)
+                                .map(|p| {
+                                    json!({"timeUnixNano": p.time_unix_nano.to_string(),
+                                        "asDouble": p.as_double,
+                                        "attributes": attrs(&p.attributes)})
+                                })
+                                .collect();
+                            json!({"name": m.name, "gauge": {"dataPoints": points}})
+                        })
+                        .collect();
+                    json!({"metrics": metrics})
+                })
+                .collect();
+            let resource = rm.resource.as_ref().map(|r| attrs(&r.attributes));
+            json!({"resource": {"attributes": resource.unwrap_or_default()},
+                "scopeMetrics": scope_metrics})
+        })
+        .collect();
+    json!({"resourceMetrics": resource_metrics})
 }
 
 fn bench_series_id(c: &mut Criterion<ThreadCpu>) {

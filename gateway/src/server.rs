@@ -525,20 +525,18 @@ async fn otlp(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Re
             .unwrap_or("application/x-protobuf")
             .to_owned();
         let (raw, _adm) = app.read_body(&headers, body, None).await?;
-        let json = ctype.starts_with("application/json");
-        let samples = if json {
-            protocol::otlp::decode_json(&raw)
-        } else if ctype.starts_with("application/x-protobuf")
-            || ctype.starts_with("application/protobuf")
-        {
-            protocol::otlp::decode_protobuf(&raw)
-        } else {
+        let Some(encoding) = protocol::otlp::Encoding::from_content_type(&ctype) else {
             return Err(GatewayError::UnsupportedMediaType(format!(
                 "Content-Type `{ctype}` is not OTLP; use application/x-protobuf or application/json"
             )));
-        }
-        .map_err(decode_error)?;
-        let n = app.write_samples(samples).await?;
+        };
+        let json = encoding == protocol::otlp::Encoding::Json;
+        let opts = protocol::otlp::OtlpOptions::default();
+        let (n, _) = app
+            .write_decoded(|b| {
+                protocol::otlp::decode_to(encoding, &raw, &opts, b).map_err(decode_error)
+            })
+            .await?;
         metrics::ROWS
             .get_or_create(&metrics::proto("otlp"))
             .inc_by(n as u64);

@@ -167,23 +167,6 @@ pub struct Metric {
     pub summary: Option<Summary>,
 }
 
-/// `ExponentialHistogram`.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ExponentialHistogram {
-    /// Points.
-    #[prost(message, repeated, tag = "1")]
-    #[serde(alias = "data_points", deserialize_with = "json::nd")]
-    pub data_points: Vec<ExponentialHistogramDataPoint>,
-    /// 1 = delta, 2 = cumulative.
-    #[prost(int32, tag = "2")]
-    #[serde(
-        alias = "aggregation_temporality",
-        deserialize_with = "json::temporality"
-    )]
-    pub aggregation_temporality: i32,
-}
-
 /// `ExponentialHistogramDataPoint`: bucket `i` of a range covers `(base^i, base^(i+1)]`,
 /// `base = 2^(2^-scale)`.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
@@ -243,63 +226,43 @@ pub struct Buckets {
     pub bucket_counts: Vec<u64>,
 }
 
+/// The points of one metric: `Gauge`, `Sum`, `Histogram`, `ExponentialHistogram` and
+/// `Summary` are all `data_points` (tag 1) plus, for all but gauges and summaries,
+/// `aggregation_temporality` (tag 2; 0 where absent). `Sum.is_monotonic` is not mapped and so
+/// not declared.
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(
+    default,
+    rename_all = "camelCase",
+    bound(deserialize = "P: Deserialize<'de>")
+)]
+pub struct Points<P>
+where
+    P: prost::Message + Default,
+{
+    /// Points.
+    #[prost(message, repeated, tag = "1")]
+    #[serde(alias = "data_points", deserialize_with = "json::nd")]
+    pub data_points: Vec<P>,
+    /// 1 = delta, 2 = cumulative.
+    #[prost(int32, tag = "2")]
+    #[serde(
+        alias = "aggregation_temporality",
+        deserialize_with = "json::temporality"
+    )]
+    pub aggregation_temporality: i32,
+}
+
 /// `Gauge`.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Gauge {
-    /// Points.
-    #[prost(message, repeated, tag = "1")]
-    #[serde(alias = "data_points", deserialize_with = "json::nd")]
-    pub data_points: Vec<NumberDataPoint>,
-}
-
+pub type Gauge = Points<NumberDataPoint>;
 /// `Sum`.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Sum {
-    /// Points.
-    #[prost(message, repeated, tag = "1")]
-    #[serde(alias = "data_points", deserialize_with = "json::nd")]
-    pub data_points: Vec<NumberDataPoint>,
-    /// 1 = delta, 2 = cumulative.
-    #[prost(int32, tag = "2")]
-    #[serde(
-        alias = "aggregation_temporality",
-        deserialize_with = "json::temporality"
-    )]
-    pub aggregation_temporality: i32,
-    /// Monotonic (a counter) or not.
-    #[prost(bool, tag = "3")]
-    #[serde(alias = "is_monotonic", deserialize_with = "json::nd")]
-    pub is_monotonic: bool,
-}
-
+pub type Sum = Points<NumberDataPoint>;
 /// `Histogram`.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Histogram {
-    /// Points.
-    #[prost(message, repeated, tag = "1")]
-    #[serde(alias = "data_points", deserialize_with = "json::nd")]
-    pub data_points: Vec<HistogramDataPoint>,
-    /// 1 = delta, 2 = cumulative.
-    #[prost(int32, tag = "2")]
-    #[serde(
-        alias = "aggregation_temporality",
-        deserialize_with = "json::temporality"
-    )]
-    pub aggregation_temporality: i32,
-}
-
+pub type Histogram = Points<HistogramDataPoint>;
+/// `ExponentialHistogram`.
+pub type ExponentialHistogram = Points<ExponentialHistogramDataPoint>;
 /// `Summary`.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Summary {
-    /// Points.
-    #[prost(message, repeated, tag = "1")]
-    #[serde(alias = "data_points", deserialize_with = "json::nd")]
-    pub data_points: Vec<SummaryDataPoint>,
-}
+pub type Summary = Points<SummaryDataPoint>;
 
 /// `NumberDataPoint`.
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]
