@@ -214,6 +214,7 @@ async fn insert_rows(
             let mut settings = forwarded.to_vec();
             if crate::auth::current().is_some() {
                 // A tenant's rows are charged before anything is sent (429: nothing forwarded).
+                refuse_inline_rows(query)?;
                 let (rows, pinned) = count_forwarded(insert, &schema, &data, forwarded)?;
                 settings.extend(pinned);
                 crate::auth::charge(usize::try_from(rows).unwrap_or(usize::MAX))?;
@@ -252,6 +253,22 @@ fn setting_flag(forwarded: &[(&str, &str)], name: &str) -> Result<Option<bool>, 
         _ => Err(GatewayError::BadRequest(format!(
             "setting {name}={v:?}: expected 0 or 1"
         ))),
+    }
+}
+
+/// ClickHouse reads rows written after `FORMAT X` in the `query` URL parameter before the body's;
+/// for a tenant they would escape the count, so they are refused.
+///
+/// # Errors
+/// [`GatewayError::BadRequest`] when the statement carries inline rows.
+fn refuse_inline_rows(query: &str) -> Result<(), GatewayError> {
+    match parse_insert(query) {
+        Some((_, at)) if !query[at..].trim().is_empty() => Err(GatewayError::BadRequest(
+            "with authentication on, send the rows in the body, not after FORMAT in the `query` \
+             parameter"
+                .into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -430,6 +447,19 @@ pub mod rows {
     }
 
     impl<'a> Reader<'a> {
+        fn new(b: &'a [u8], format: &'static str) -> Self {
+            Reader { b, at: 0, format }
+        }
+
+        /// The type a body's header gives `column`.
+        fn column_type(&self, column: &str, text: &str) -> Result<ColumnType, CountError> {
+            ColumnType::parse(text).map_err(|_| CountError::UnsupportedType {
+                format: self.format,
+                column: column.to_owned(),
+                ty: text.to_owned(),
+            })
+        }
+
         fn done(&self) -> bool {
             self.at >= self.b.len()
         }
@@ -566,11 +596,7 @@ pub mod rows {
     /// # Errors
     /// [`CountError::Truncated`] when the body ends inside a row.
     pub fn row_binary(body: &[u8], columns: &[(&str, &ColumnType)]) -> Result<u64, CountError> {
-        let mut r = Reader {
-            b: body,
-            at: 0,
-            format: "RowBinary",
-        };
+        let mut r = Reader::new(body, "RowBinary");
         count_row_binary(&mut r, columns)
     }
 
@@ -608,12 +634,7 @@ pub mod rows {
     /// As [`row_binary`], and [`CountError::UnsupportedType`] for a header type the gateway
     /// does not know.
     pub fn row_binary_with_names_and_types(body: &[u8]) -> Result<u64, CountError> {
-        let format = "RowBinaryWithNamesAndTypes";
-        let mut r = Reader {
-            b: body,
-            at: 0,
-            format,
-        };
+        let mut r = Reader::new(body, "RowBinaryWithNamesAndTypes");
         if r.done() {
             return Ok(0);
         }
@@ -627,12 +648,7 @@ pub mod rows {
         for name in &names {
             let text = r.string(&format!("the header's type of column `{name}`"))?;
             let text = String::from_utf8_lossy(text);
-            let ty = ColumnType::parse(&text).map_err(|_| CountError::UnsupportedType {
-                format,
-                column: name.clone(),
-                ty: text.clone().into_owned(),
-            })?;
-            types.push(ty);
+            types.push(r.column_type(name, &text)?);
         }
         let columns: Vec<(&str, &ColumnType)> =
             names.iter().map(String::as_str).zip(&types).collect();
@@ -762,12 +778,7 @@ pub mod rows {
     /// [`CountError::Truncated`], [`CountError::Invalid`], and [`CountError::UnsupportedType`]
     /// for a column type the gateway does not know.
     pub fn native(body: &[u8]) -> Result<u64, CountError> {
-        let format = "Native";
-        let mut r = Reader {
-            b: body,
-            at: 0,
-            format,
-        };
+        let mut r = Reader::new(body, "Native");
         let mut total = 0u64;
         let mut block = 0u64;
         while !r.done() {
@@ -778,11 +789,7 @@ pub mod rows {
                 let name = String::from_utf8_lossy(name).into_owned();
                 let text = r.string(&format!("block {block}, column `{name}`'s type"))?;
                 let text = String::from_utf8_lossy(text).into_owned();
-                let ty = ColumnType::parse(&text).map_err(|_| CountError::UnsupportedType {
-                    format,
-                    column: name.clone(),
-                    ty: text.clone(),
-                })?;
+                let ty = r.column_type(&name, &text)?;
                 let what = format!("block {block}, column `{name}` ({text}, {rows} rows)");
                 skip_prefix(&mut r, &ty, &what)?;
                 skip_column(&mut r, &ty, rows, &what)?;
@@ -930,7 +937,7 @@ mod tests {
 
     mod counting {
         use super::super::rows::{self, CountError, CsvDialect};
-        use super::super::{count_forwarded, parse_insert, CSV_PINNED};
+        use super::super::{count_forwarded, parse_insert, refuse_inline_rows, CSV_PINNED};
         use crate::catalog::TableSchema;
         use crate::encode::{native, rowbinary, Column};
         use crate::types::ColumnType;
@@ -1034,6 +1041,16 @@ mod tests {
             for (body, dialect, header, want, why) in cases {
                 assert_eq!(rows::csv(body, dialect, header), want, "{why}");
             }
+        }
+
+        #[test]
+        fn rows_inline_in_the_query_are_refused() {
+            assert!(refuse_inline_rows("INSERT INTO db.t FORMAT CSV").is_ok());
+            assert!(refuse_inline_rows("INSERT INTO db.t FORMAT CSV\n").is_ok());
+            let err =
+                refuse_inline_rows("INSERT INTO db.t FORMAT CSV\n1,a\n2,b").expect_err("inline");
+            assert!(err.to_string().contains("in the body"), "{err}");
+            assert!(refuse_inline_rows("INSERT INTO db.t FORMAT CSV 1,a").is_err());
         }
 
         fn kv_schema() -> TableSchema {

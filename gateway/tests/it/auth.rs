@@ -429,6 +429,11 @@ async fn clickhouse_format_inserts_are_counted_against_the_tenant_quota() {
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("byte offset"), "{body}");
 
+    // Rows inline in the `query` parameter would escape the count: refused.
+    let inline = format!("{insert_csv}\n6100,inline\n");
+    let (s, body, _) = gw.clickhouse(auth, &inline, Vec::new()).await;
+    assert_eq!(s, 400, "{body}");
+
     // Once the debt is repaid, 50 RowBinary rows land (and put the tenant in debt again) ...
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let rb = rowbinary::encode_rows(&cols, &rows(1000..1050)).to_vec();
