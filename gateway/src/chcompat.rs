@@ -451,13 +451,31 @@ pub mod rows {
             Reader { b, at: 0, format }
         }
 
-        /// The type a body's header gives `column`.
+        /// The type a body's header gives `column`: parsed only when shallow (the parser
+        /// recurses), and refused when a value of it could take no bytes (`FixedString(0)`:
+        /// counting would not advance).
         fn column_type(&self, column: &str, text: &str) -> Result<ColumnType, CountError> {
-            ColumnType::parse(text).map_err(|_| CountError::UnsupportedType {
+            let unsupported = || CountError::UnsupportedType {
                 format: self.format,
                 column: column.to_owned(),
-                ty: text.to_owned(),
-            })
+                ty: text.chars().take(200).collect(),
+            };
+            let mut depth = 0usize;
+            for b in text.bytes() {
+                depth = match b {
+                    b'(' => depth + 1,
+                    b')' => depth.saturating_sub(1),
+                    _ => depth,
+                };
+                if depth > MAX_TYPE_DEPTH {
+                    return Err(unsupported());
+                }
+            }
+            let ty = ColumnType::parse(text).map_err(|_| unsupported())?;
+            if takes_no_bytes(&ty) {
+                return Err(unsupported());
+            }
+            Ok(ty)
         }
 
         fn done(&self) -> bool {
@@ -534,6 +552,21 @@ pub mod rows {
         fn string(&mut self, what: &str) -> Result<&'a [u8], CountError> {
             let n = self.varint(what)?;
             self.take(n, what)
+        }
+    }
+
+    /// Deepest type nesting accepted from a body's header.
+    const MAX_TYPE_DEPTH: usize = 16;
+
+    /// Whether some part of `ty` is a value of no bytes.
+    fn takes_no_bytes(ty: &ColumnType) -> bool {
+        match ty {
+            ColumnType::FixedString(0) => true,
+            ColumnType::Nullable(i) | ColumnType::LowCardinality(i) | ColumnType::Array(i) => {
+                takes_no_bytes(i)
+            }
+            ColumnType::Map(k, v) => takes_no_bytes(k) || takes_no_bytes(v),
+            _ => false,
         }
     }
 
@@ -1246,6 +1279,49 @@ mod tests {
                 let last_block = native::encode_rows(&cols, &b.iter().map(to_row).collect::<Vec<_>>()).len();
                 let cut = cut.min(last_block - 1).max(1);
                 prop_assert!(rows::native(&body[..body.len() - cut]).is_err());
+            }
+        }
+
+        proptest! {
+            /// Arbitrary bytes are counted or refused, never a panic or a hang.
+            #[test]
+            fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = rows::native(&body);
+                let _ = rows::row_binary_with_names_and_types(&body);
+                let cols = mixed_columns();
+                let _ = rows::row_binary(&body, &pairs(&cols));
+                let _ = rows::tsv(&body, 1);
+                let _ = rows::csv(&body, CsvDialect::default(), 1);
+            }
+        }
+
+        #[test]
+        fn header_types_that_cannot_be_walked_are_refused() {
+            // Zero-byte values (no progress) and deep nesting (the type parser recurses).
+            let deep = format!("{}UInt8{}", "Array(".repeat(40), ")".repeat(40));
+            for ty in [
+                "Map(FixedString(0), FixedString(0))",
+                "FixedString(0)",
+                deep.as_str(),
+            ] {
+                let mut body = vec![1];
+                crate::encode::put_bytes(&mut body, b"c");
+                crate::encode::put_bytes(&mut body, ty.as_bytes());
+                body.extend_from_slice(&[1, 0, 0, 0]);
+                let err = rows::row_binary_with_names_and_types(&body).expect_err(ty);
+                assert!(
+                    matches!(err, CountError::UnsupportedType { ref column, .. } if column == "c"),
+                    "{err}"
+                );
+                let mut block = vec![1, 1];
+                block.extend_from_slice(&body[1..]);
+                assert!(
+                    matches!(
+                        rows::native(&block),
+                        Err(CountError::UnsupportedType { .. })
+                    ),
+                    "{ty}"
+                );
             }
         }
 
