@@ -208,8 +208,10 @@ struct RecallShard {
 }
 
 impl RecallCache {
+    /// The shard of hash `h`, chosen by bits the shard's own map does not use (it places by the
+    /// low bits and tags by the top 7).
     fn shard(&self, h: u64) -> Option<std::sync::MutexGuard<'_, RecallShard>> {
-        self.shards[(h >> 59) as usize % RECALL_SHARDS].lock().ok()
+        self.shards[(h >> 40) as usize % RECALL_SHARDS].lock().ok()
     }
 
     fn get(&self, salt: u64, raw: &[u8]) -> Option<Arc<Recalled>> {
