@@ -513,6 +513,24 @@ impl Block {
         self.data.push(d);
     }
 
+    /// About the size of the block's data in Native or RowBinary (an upper bound for the
+    /// typed columns), for sizing output buffers.
+    pub fn encoded_size_hint(&self) -> usize {
+        self.data
+            .iter()
+            .map(|d| match d {
+                Data::UInt(v) => v.len() * 8,
+                Data::Int(v) => v.len() * 8,
+                Data::Float(v) => v.len() * 8,
+                Data::Str(s) => s.bytes.len() + s.len() * 2,
+                Data::Lc(l) => {
+                    l.ids.len() * 4 + l.dict.bytes.len() + l.dict.len() * 2 + 32
+                }
+                Data::Values(v) => v.iter().map(Value::approx_size).sum(),
+            })
+            .sum()
+    }
+
     /// Memory the block holds, for the gateway's memory budget.
     pub fn heap_bytes(&self) -> usize {
         self.data.iter().map(Data::heap_bytes).sum()

@@ -23,7 +23,12 @@ const SHARED_DICTIONARIES_WITH_ADDITIONAL_KEYS: u64 = 1;
 
 /// Encodes a block as one Native block.
 pub fn encode(columns: &[Column], block: &Block) -> Bytes {
-    let mut out = Vec::with_capacity(block.len() * columns.len() * 8 + 64);
+    // Sized up front: growing a multi-megabyte buffer copies it each time.
+    let header: usize = columns
+        .iter()
+        .map(|c| c.name.len() + c.type_text.len() + 64)
+        .sum();
+    let mut out = Vec::with_capacity(block.encoded_size_hint() + header + 16);
     put_varint(&mut out, columns.len() as u64);
     put_varint(&mut out, block.len() as u64);
     for (col, data) in columns.iter().zip(&block.data) {

@@ -14,7 +14,7 @@ pub fn encode_rows<R: AsRef<[Value]>>(columns: &[Column], rows: &[R]) -> Bytes {
 
 /// Encodes a block as `RowBinary`.
 pub fn encode(columns: &[Column], block: &Block) -> Bytes {
-    let mut out = Vec::with_capacity(block.len() * columns.len() * 8);
+    let mut out = Vec::with_capacity(block.encoded_size_hint());
     for i in 0..block.len() {
         put_row(&mut out, columns, block, i);
     }
