@@ -523,9 +523,7 @@ impl Block {
                 Data::Int(v) => v.len() * 8,
                 Data::Float(v) => v.len() * 8,
                 Data::Str(s) => s.bytes.len() + s.len() * 2,
-                Data::Lc(l) => {
-                    l.ids.len() * 4 + l.dict.bytes.len() + l.dict.len() * 2 + 32
-                }
+                Data::Lc(l) => l.ids.len() * 4 + l.dict.bytes.len() + l.dict.len() * 2 + 32,
                 Data::Values(v) => v.iter().map(Value::approx_size).sum(),
             })
             .sum()
