@@ -133,7 +133,7 @@ fn bench_otlp(c: &mut Criterion<ThreadCpu>) {
         }],
     };
     let body = prost::Message::encode_to_vec(&request);
-    let json = serde_json::to_vec(&otlp_json(&request)).unwrap_or_default();
+    let json = otlp_json(&samples);
     let n = otlp::decode_protobuf(&body).map_or(0, |s| s.len());
     let opts = otlp::OtlpOptions::default();
     let mut g = c.benchmark_group("otlp");
@@ -173,51 +173,27 @@ impl SampleSink for CountingSink {
     }
 }
 
-/// The OTLP JSON form of the bench's gauge-only request (string values, 64-bit ints as text).
-fn otlp_json(request: &otlp::messages::ExportMetricsServiceRequest) -> serde_json::Value {
+/// The OTLP JSON form of the bench's request: `samples` as gauges, one metric per 100 points.
+fn otlp_json(samples: &[Sample]) -> Vec<u8> {
     use serde_json::json;
-    let attrs = |kvs: &[otlp::messages::KeyValue]| -> Vec<serde_json::Value> {
-        kvs.iter()
-            .map(|kv| {
-                let v = kv.value.as_ref().and_then(|v| v.string_value.clone());
-                json!({"key": kv.key, "value": {"stringValue": v.unwrap_or_default()}})
-            })
-            .collect()
-    };
-    let resource_metrics: Vec<_> = request
-        .resource_metrics
-        .iter()
-        .map(|rm| {
-            let scope_metrics: Vec<_> = rm
-                .scope_metrics
+    let attr = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let metrics: Vec<_> = samples
+        .chunks(100)
+        .map(|chunk| {
+            let points: Vec<_> = chunk
                 .iter()
-                .map(|sm| {
-                    let metrics: Vec<_> = sm
-                        .metrics
-                        .iter()
-                        .map(|m| {
-                            let points: Vec<_> = m
-                                .gauge
-                                .iter()
-                                .flat_map(|g| &g.data_points)
-                                .map(|p| {
-                                    json!({"timeUnixNano": p.time_unix_nano.to_string(),
-                                        "asDouble": p.as_double,
-                                        "attributes": attrs(&p.attributes)})
-                                })
-                                .collect();
-                            json!({"name": m.name, "gauge": {"dataPoints": points}})
-                        })
-                        .collect();
-                    json!({"metrics": metrics})
+                .map(|s| {
+                    let attrs: Vec<_> = s.labels.iter().map(|(k, v)| attr(k, v)).collect();
+                    let ns = s.timestamp_ms as u64 * 1_000_000;
+                    json!({"timeUnixNano": ns.to_string(), "asDouble": s.value, "attributes": attrs})
                 })
                 .collect();
-            let resource = rm.resource.as_ref().map(|r| attrs(&r.attributes));
-            json!({"resource": {"attributes": resource.unwrap_or_default()},
-                "scopeMetrics": scope_metrics})
+            json!({"name": chunk[0].metric, "gauge": {"dataPoints": points}})
         })
         .collect();
-    json!({"resourceMetrics": resource_metrics})
+    let resource = json!({"attributes": [attr("service.name", "bench")]});
+    let request = json!({"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": metrics}]}]});
+    serde_json::to_vec(&request).unwrap_or_default()
 }
 
 fn bench_series_id(c: &mut Criterion<ThreadCpu>) {
@@ -270,6 +246,10 @@ fn bench_fixtures(c: &mut Criterion<ThreadCpu>) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function("otel_python_otlp", |b| {
             b.iter(|| otlp::decode_protobuf(&body))
+        });
+        let (pb, opts) = (otlp::Encoding::Protobuf, otlp::OtlpOptions::default());
+        g.bench_function("otel_python_otlp_to_sink", |b| {
+            b.iter(|| otlp::decode_to(pb, &body, &opts, &mut CountingSink::default()))
         });
     }
     g.finish();
