@@ -139,6 +139,7 @@ fn build(
             assert!(report.errors.is_empty());
         }
         Input::RemoteWrite(body) => {
+            b.reserve(remote_write::samples_hint(body));
             remote_write::decode_to(body, usize::MAX, &mut b).expect("decodes");
         }
     }

@@ -42,13 +42,26 @@ impl Strings {
 
     /// Appends a string.
     pub fn push(&mut self, s: &[u8]) {
-        self.bytes.extend_from_slice(s);
+        // An empty string (the tenant column without auth) costs no copy call.
+        if !s.is_empty() {
+            self.bytes.extend_from_slice(s);
+        }
         self.ends.push(self.bytes.len());
     }
 
     /// Every string in order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let s = &self.bytes[start..end];
+            start = end;
+            s
+        })
+    }
+
+    /// All strings' bytes, back to back.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     fn reserve(&mut self, n: usize) {

@@ -446,6 +446,7 @@ async fn remote_write(State(app): State<Arc<App>>, body: Body) -> Response {
         let limit = protocol::remote_write::DEFAULT_MAX_DECOMPRESSED;
         let (n, _) = app
             .write_decoded(|b| {
+                b.reserve(protocol::remote_write::samples_hint(&raw));
                 protocol::remote_write::decode_to(&raw, limit, b).map_err(decode_error)
             })
             .await?;

@@ -55,8 +55,17 @@ fn put_data(out: &mut Vec<u8>, ty: &ColumnType, data: &Data) {
         }
         Data::Float(v) => fixed_width(out, v.iter().map(|x| x.to_le_bytes()), 8),
         Data::Str(s) => {
+            out.reserve(s.bytes().len() + s.len() * 2);
             for b in s.iter() {
-                put_bytes(out, b);
+                // Most strings here are short: a one-byte length, no varint loop.
+                match u8::try_from(b.len()) {
+                    Ok(0) => out.push(0),
+                    Ok(n) if n < 0x80 => {
+                        out.push(n);
+                        out.extend_from_slice(b);
+                    }
+                    _ => put_bytes(out, b),
+                }
             }
         }
         Data::Lc(l) => {

@@ -190,8 +190,9 @@ const RECALL_SHARDS: usize = 16;
 
 /// Bytes of remembered label sets per generation, all shards together: when a shard's newer
 /// generation is full it replaces the older one (an entry used since moved to the newer one).
-/// At most twice this in all (about 110,000 Prometheus series of ~300 bytes per generation).
-pub const RECALL_BYTES: usize = 32 << 20;
+/// At most twice this in all (a generation holds about 130,000 series of 11 labels, ~380 bytes each
+/// with the entry overhead; about 250,000 typical Prometheus series of 5 labels).
+pub const RECALL_BYTES: usize = 48 << 20;
 
 /// Label sets by their wire bytes, shared by all requests (Prometheus resends the same series
 /// every scrape interval): a hit skips decoding, checking and hashing the labels.

@@ -117,6 +117,13 @@ pub fn decode_to<S: SampleSink>(
     wire::decode_to_sink(&raw, sink)
 }
 
+/// About how many samples a (snappy) body holds, for reserving room before decoding: one per
+/// 64 bytes of its decompressed size (a one-sample series with a few labels takes more), at most
+/// 1 Mi.
+pub fn samples_hint(body: &[u8]) -> usize {
+    (snap::raw::decompress_len(body).unwrap_or(0) / 64).min(1 << 20)
+}
+
 /// Snappy block decompression with the size checked against `limit` first.
 fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body).map_err(|source| DecodeError::Snappy { source })?;
