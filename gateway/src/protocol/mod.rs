@@ -10,10 +10,12 @@
 //!   reported per line, good lines kept.
 //! - [`otlp::decode_protobuf`] / [`otlp::decode_json`] — OTLP/HTTP metrics.
 //! - [`series::series_key`] / [`series::series_id`] — the `series_id` of migrations/SCHEMA.md.
-//! - [`SampleSink`]: the allocation-free path. `influx::decode_bytes_to` and
-//!   `remote_write::decode_series_each` hand each label set once (borrowed from the body) and
-//!   then its samples, so a consumer (the gateway's `ingest::SamplesBuilder`) can share a line's
-//!   or series' labels across its samples instead of owning a copy per [`Sample`].
+//! - [`SampleSink`]: the allocation-free path the gateway uses. [`influx::decode_bytes_to`],
+//!   [`remote_write::decode_to`] and [`otlp::decode_to`] hand each label set once (borrowed from
+//!   the body) and then its samples, so a consumer (the gateway's `ingest::SamplesBuilder`) can
+//!   share a line's, series' or point's labels across its samples instead of owning a copy per
+//!   [`Sample`]. remote_write also offers each series' label bytes to
+//!   [`SampleSink::recall`]: a sink that remembers them skips decoding the labels again.
 //!
 //! The exact mapping of every protocol onto metric names and labels is in `gateway/PROTOCOLS.md`.
 
