@@ -311,15 +311,18 @@ impl App {
         let ingest::SampleRows {
             samples, series, ..
         } = rows;
-        let (a, b) = tokio::join!(
-            self.write_admitted(samples_schema, samples),
-            self.write_admitted(series_schema, series.into())
-        );
-        if b.is_err() {
-            forget();
+        // Series rows first, then samples: when the series insert fails nothing of the request
+        // was written, so the client's retry cannot duplicate samples; when the samples insert
+        // fails after it, the retry rewrites only series rows (a series is the same row again).
+        if !series.rows.is_empty() {
+            if let Err(e) = self.write_admitted(series_schema, series.into()).await {
+                forget();
+                return Err(e);
+            }
         }
-        b?;
-        a.map(|n| (n, out))
+        self.write_admitted(samples_schema, samples)
+            .await
+            .map(|n| (n, out))
     }
 }
 
