@@ -41,22 +41,30 @@ pub fn pid_state(svc: &Service, state_dir: &Path) -> PidState {
         return PidState::Absent;
     };
     match text.trim().parse::<i32>() {
-        Ok(pid) if pid > 0 && cmdline_has(pid, &svc.marker()) && !is_zombie(pid) => {
+        Ok(pid) if pid > 0 && cmdline_has(pid, &svc.marker()) && !exited(pid) => {
             PidState::Running(pid)
         }
         _ => PidState::Stale,
     }
 }
 
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|rest| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+/// Whether `pid` has finished exiting: gone, or a zombie with no thread left. A thread-group
+/// leader shows as a zombie as soon as its own thread exits while the other threads are still
+/// tearing down and holding the process's files (HAProxy's listening sockets): that process is
+/// not gone yet, and its ports are not free.
+fn exited(pid: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    field("State:").starts_with('Z') && field("Threads:").parse::<u32>().unwrap_or(0) <= 1
 }
 
 /// Starts `svc` detached (own process group, stdout/stderr to its log file) and writes its pid.
@@ -127,7 +135,7 @@ pub fn spawn(svc: &Service, state_dir: &Path, env: &[(&str, &str)]) -> Result<i3
 
 /// Whether a process is still alive (and not a zombie).
 pub fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
+    kill(Pid::from_raw(pid), None).is_ok() && !exited(pid)
 }
 
 /// Stops `svc` if its pid file names a live process of ours: the clean signal, then SIGKILL after
@@ -254,5 +262,76 @@ mod tests {
         assert_eq!(pid_state(&svc, st), PidState::Stale);
         assert!(!stop(&svc, st, Duration::from_secs(1)).expect("no-op"));
         assert!(!svc.pid_file(st).exists(), "stale pid file removed");
+    }
+
+    /// HAProxy's main thread exits before its other threads, which still hold the listening
+    /// sockets; `stop` must wait for the whole process, so that the port is free when it returns
+    /// (a restart right after a stop found it taken). Repeated because the window is short.
+    #[test]
+    fn stop_returns_only_once_a_threaded_process_has_released_its_port() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let st = tmp.path();
+        let dir = st.join("hp");
+        for d in [st.join("run"), st.join("log"), dir.clone()] {
+            fs::create_dir_all(d).expect("mkdir");
+        }
+        for round in 0..8 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let cfg = dir.join("haproxy.cfg");
+            fs::write(
+                &cfg,
+                format!(
+                    "global\n    nbthread 4\ndefaults\n    mode http\n    timeout connect 1s\n    \
+                     timeout client 5s\n    timeout server 5s\nfrontend f\n    bind 127.0.0.1:{port}\n    \
+                     http-request return status 200\n"
+                ),
+            )
+            .expect("write cfg");
+            let svc = Service {
+                role: Role::Haproxy,
+                name: "hp".into(),
+                dir: dir.clone(),
+                argv: vec![
+                    crate::plan::bin::HAPROXY.into(),
+                    "-db".into(),
+                    "-f".into(),
+                    cfg.display().to_string(),
+                ],
+                ports: vec![("http".into(), port)],
+                run_as: None,
+                stop_signal: StopSignal::Term,
+            };
+            let pid = spawn(&svc, st, &[]).expect("spawn haproxy");
+            let t = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "haproxy never listened"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if round % 2 == 0 {
+                // Through `stop`, as the rig does.
+                assert!(stop(&svc, st, Duration::from_secs(10)).expect("stops"));
+            } else {
+                // The predicate itself, polled without sleeping: the first moment it says the
+                // process is gone, the port must be free.
+                kill(Pid::from_raw(pid), Signal::SIGTERM).expect("signal");
+                while alive(pid) {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(20),
+                        "haproxy did not exit"
+                    );
+                }
+            }
+            let free = std::net::TcpListener::bind(("127.0.0.1", port));
+            assert!(
+                free.is_ok(),
+                "round {round}: port {port} still taken once haproxy was judged gone"
+            );
+        }
     }
 }
