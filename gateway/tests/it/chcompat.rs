@@ -1,6 +1,6 @@
 //! ClickHouse HTTP compatibility: what existing ClickHouse clients send.
 
-use chgate_gateway::chcompat::rows::{self, CsvDialect};
+use chgate_gateway::chcompat::count::{self, CsvDialect};
 use chgate_gateway::encode::Format;
 use chgate_gateway::types::ColumnType;
 use chgate_gateway::writer::WriteMode;
@@ -197,12 +197,12 @@ async fn row_counters_count_bodies_clickhouse_writes_exactly() {
         assert_eq!(resp.status(), 200, "{format}");
         let body = resp.bytes().await.expect("body");
         let counted = match format {
-            "Native" => rows::native(&body).expect("Native body"),
-            "RowBinary" => rows::row_binary(&body, &pairs).expect("RowBinary body"),
-            "TSV" => rows::tsv(&body, 0),
-            "TSVWithNames" => rows::tsv(&body, 1),
-            "CSV" => rows::csv(&body, CsvDialect::default(), 0),
-            _ => rows::csv(&body, CsvDialect::default(), 1),
+            "Native" => count::native(&body).expect("Native body"),
+            "RowBinary" => count::row_binary(&body, &pairs).expect("RowBinary body"),
+            "TSV" => count::tsv(&body, 0),
+            "TSVWithNames" => count::tsv(&body, 1),
+            "CSV" => count::csv(&body, CsvDialect::default(), 0),
+            _ => count::csv(&body, CsvDialect::default(), 1),
         };
         assert_eq!(counted, want, "{format}: {} bytes", body.len());
     }
