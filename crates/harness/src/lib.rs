@@ -18,6 +18,8 @@ use chgate_localstack::{probe, Stack, UpOptions};
 use chgate_topology::{ClickHouseNode, Secret, Topology};
 use tokio::sync::OnceCell;
 
+pub mod tls;
+
 /// The shared live rig of this test process.
 #[derive(Debug)]
 pub struct Rig {

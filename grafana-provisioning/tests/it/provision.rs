@@ -161,12 +161,9 @@ async fn provisioning_reaches_postgres_over_tls_verified_against_the_topology_ca
     assert_eq!(out.written_version, Some(1));
 
     // Trusting another CA: refused, with no fallback to plain text (and nothing written).
-    let dir = tempfile::tempdir().expect("tmp");
-    let other = dir.path().join("other-ca.crt");
-    let (ca, _, _) = chgate_localstack::tls::generate().expect("a CA");
-    std::fs::write(&other, ca).expect("write CA");
+    let other = chgate_harness::tls::UntrustedCa::new();
     let wrong = PgTarget {
-        ca: Some(other),
+        ca: Some(other.path().to_owned()),
         ..db.target.clone()
     };
     let err = provision(&wrong, &spec, &key, Mode::Apply, NO_WAIT)
@@ -177,7 +174,7 @@ async fn provisioning_reaches_postgres_over_tls_verified_against_the_topology_ca
         "{err}"
     );
     let missing = PgTarget {
-        ca: Some(dir.path().join("absent.crt")),
+        ca: Some(other.absent_path()),
         ..db.target.clone()
     };
     let err = provision(&missing, &spec, &key, Mode::Apply, NO_WAIT)

@@ -18,12 +18,9 @@ async fn migrator_connects_to_postgres_over_tls_and_verifies_the_server() {
         "pg_stat_ssl says the session is encrypted"
     );
     // Trusting another CA, the server's certificate is refused: no plain-text fallback.
-    let dir = tempfile::tempdir().expect("tmp");
-    let other = dir.path().join("other-ca.crt");
-    let (ca, _, _) = chgate_localstack::tls::generate().expect("a CA");
-    std::fs::write(&other, ca).expect("write");
+    let other = chgate_harness::tls::UntrustedCa::new();
     let wrong = PgTarget {
-        ca: Some(other),
+        ca: Some(other.path().to_owned()),
         ..target
     };
     let e = postgres::connection_encrypted(&wrong)
