@@ -25,7 +25,8 @@ pub enum LocalCommand {
     },
     /// Stop every process this rig started (by pid file; never by name).
     Down,
-    /// One row per process: role, pid, ports, healthy, version. Exit code 1 if any is unhealthy.
+    /// One row per process: role, pid, user it runs as, ports, healthy, version. Exit code 1 if
+    /// any is unhealthy.
     Status {
         /// JSON with every endpoint too (gateway URLs, ClickHouse per host, PostgreSQL DSN, ...).
         #[arg(long)]
@@ -140,8 +141,8 @@ pub async fn run(
 
 fn print_table(r: &StatusReport) {
     println!(
-        "{:<11} {:<10} {:>8}  {:<40} {:<8} VERSION / DETAIL",
-        "ROLE", "NAME", "PID", "PORTS", "HEALTHY"
+        "{:<11} {:<10} {:>8}  {:<10} {:<40} {:<8} VERSION / DETAIL",
+        "ROLE", "NAME", "PID", "USER", "PORTS", "HEALTHY"
     );
     for s in &r.services {
         let ports: Vec<String> = s.ports.iter().map(|(n, p)| format!("{n}:{p}")).collect();
@@ -152,10 +153,11 @@ fn print_table(r: &StatusReport) {
             .or_else(|| s.detail.clone())
             .unwrap_or_default();
         println!(
-            "{:<11} {:<10} {:>8}  {:<40} {:<8} {}",
+            "{:<11} {:<10} {:>8}  {:<10} {:<40} {:<8} {}",
             format!("{:?}", s.role).to_lowercase(),
             s.name,
             pid,
+            s.user.as_deref().unwrap_or("-"),
             ports.join(" "),
             if s.healthy { "yes" } else { "NO" },
             info

@@ -13,7 +13,16 @@
 //! accepts a login, HAProxy serves stats, and a write to a `ReplicatedMergeTree` table reaches
 //! every replica of every shard. `down` stops only processes named by our pid files whose command
 //! line carries the service's own directory, never by name.
+//!
+//! Run as root, no process of the rig keeps root ([`account`]): ZooKeeper runs as `zookeeper`,
+//! ClickHouse as `clickhouse`, PostgreSQL as `postgres`, HAProxy as `haproxy` (the Debian
+//! packages' own service users) and the gateways as the system user `chgate` (created when
+//! missing). Before each process starts, everything root wrote for it (its directory, its copy of
+//! the `[tls]` pair, the gateways' password files) is handed to its user, so an older root-owned
+//! state directory is converted by the next `up`. Run as another user, everything runs as that
+//! user.
 
+pub mod account;
 pub mod install;
 pub mod plan;
 pub mod prepare;
@@ -110,6 +119,7 @@ pub struct Stack {
     topology: Topology,
     state_dir: PathBuf,
     services: Vec<Service>,
+    gateway: Option<plan::GatewayCommand>,
 }
 
 /// Options of [`Stack::up`].
@@ -158,6 +168,7 @@ impl Stack {
             topology: loaded.topology.clone(),
             state_dir: loaded.state_dir.clone(),
             services,
+            gateway: cmd.cloned(),
         }
     }
 
@@ -221,6 +232,9 @@ impl Stack {
         if opts.install {
             report.installed = install::ensure_packages(progress)?;
         }
+        for user in account::ensure_users(&self.services)? {
+            progress(&format!("created system user {user}"));
+        }
         let _lock = self.lock()?;
         let ch_password = self.clickhouse_password()?;
         let pg_password = self.postgres_password()?;
@@ -231,12 +245,17 @@ impl Stack {
                 progress("generated a local CA and server certificate for [tls]");
             }
             tls::write_haproxy_pem(&tls)?;
+            let haproxy = self.services.iter().find(|s| s.role == Role::Haproxy);
+            if let Some(a) = haproxy.map(account::of).transpose()?.flatten() {
+                account::chown_one(&tls.haproxy_pem(), a.uid, a.gid)?;
+            }
         }
         prepare::dirs(&self.state_dir, &self.services)?;
         let mut keeper_waited = false;
         let deadline = std::time::Instant::now() + opts.ready_timeout;
         for svc in &self.services {
-            if let PidState::Running(_) = process::pid_state(svc, &self.state_dir) {
+            if let PidState::Running(pid) = process::pid_state(svc, &self.state_dir) {
+                warn_if_wrong_user(svc, pid, progress);
                 report.already_running.push(svc.name.clone());
                 continue;
             }
@@ -262,22 +281,63 @@ impl Stack {
         ch: &Secret,
         pg: &Secret,
     ) -> Result<i32, StackError> {
+        let account = account::of(svc)?;
         self.ports_free(svc)?;
         prepare::configs(&self.topology, svc, &ch.sha256_hex())?;
         if svc.role == Role::Postgres {
-            prepare::init_postgres(&self.topology, svc, pg)?;
+            prepare::init_postgres(&self.topology, svc, pg, account.as_ref())?;
             for lock in prepare::clear_stale_postgres_locks(svc, self.topology.postgres_port())? {
                 tracing::warn!(lock = %lock.display(), "removed a stale PostgreSQL lock file");
             }
             if let Some(tls) = &self.topology.tls {
-                tls::install_for_postgres(&tls.resolved(&self.state_dir), &svc.dir)?;
+                tls::install_copy(&tls.resolved(&self.state_dir), &svc.dir)?;
             }
+        }
+        if let Some(a) = &account {
+            self.hand_over(svc, a)?;
         }
         let env: Vec<(&str, &str)> = match svc.role {
             Role::ClickHouse => vec![(PASSWORD_ENV, ch.expose())],
             _ => vec![],
         };
         process::spawn(svc, &self.state_dir, &env)
+    }
+
+    /// Gives `svc`'s user everything root wrote for it (its directory tree; HAProxy's combined
+    /// pem; the gateways' password files) and checks it can reach its directory and, for a
+    /// gateway, the `chgate` binary and the topology file.
+    fn hand_over(&self, svc: &Service, a: &account::Account) -> Result<(), StackError> {
+        let changed = account::chown_tree(&svc.dir, a.uid, a.gid)?;
+        if changed > 0 {
+            tracing::info!(service = %svc.name, user = %a.name, changed, "handed files to the service's user");
+        }
+        account::require_access(svc, a, &svc.dir, "-x", "its directory")?;
+        match svc.role {
+            Role::Haproxy => {
+                if let Some(tls) = &self.topology.tls {
+                    let pem = tls.resolved(&self.state_dir).haproxy_pem();
+                    if pem.exists() {
+                        account::chown_one(&pem, a.uid, a.gid)?;
+                    }
+                }
+            }
+            Role::Gateway => {
+                if let Some(cmd) = &self.gateway {
+                    account::require_access(svc, a, &cmd.exe, "-x", "the chgate binary")?;
+                    account::require_access(svc, a, &cmd.topology, "-r", "the topology file")?;
+                }
+                let secrets: Vec<PathBuf> = [
+                    &self.topology.clickhouse.password,
+                    &self.topology.postgres.password,
+                ]
+                .into_iter()
+                .filter_map(|r| r.file_path(&self.state_dir))
+                .collect();
+                account::hand_over_secrets(svc, a, &self.state_dir, &secrets)?;
+            }
+            Role::Keeper | Role::ClickHouse | Role::Postgres => {}
+        }
+        Ok(())
     }
 
     /// Refuses to start a process whose port is taken (e.g. by a process whose pid file was lost),
@@ -418,5 +478,23 @@ impl Stack {
             out.push_str(&format!("==> {} <==\n{}\n", f.display(), tail.join("\n")));
         }
         out
+    }
+}
+
+/// A process started by an older chgate as root keeps running as root until restarted: say so.
+fn warn_if_wrong_user(svc: &Service, pid: i32, progress: &dyn Fn(&str)) {
+    let Ok(Some(a)) = account::of(svc) else {
+        return;
+    };
+    let Some(uids) = account::process_uids(pid) else {
+        return;
+    };
+    if uids[1] != a.uid.as_raw() {
+        let user = account::process_user(pid).unwrap_or_default();
+        progress(&format!(
+            "warning: {} (pid {pid}) runs as `{user}`, not `{}` (started by an older chgate); \
+             restart it: chgate local stop {0} && chgate local start {0}",
+            svc.name, a.name
+        ));
     }
 }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use chgate_topology::Topology;
 use serde::Serialize;
 
+use crate::account::user_of;
+
 /// Paths of the Debian-packaged programs the rig runs.
 pub mod bin {
     /// ClickHouse server (package clickhouse-server).
@@ -63,7 +65,8 @@ pub struct Service {
     pub argv: Vec<String>,
     /// Ports it listens on, named.
     pub ports: Vec<(String, u16)>,
-    /// Run as this system user instead of the caller (PostgreSQL refuses root).
+    /// Run as this system user when the caller is root (see [`crate::account`]); `None` or a
+    /// non-root caller: as the caller.
     pub run_as: Option<String>,
     /// Signal that stops it cleanly (PostgreSQL: SIGINT = fast shutdown).
     pub stop_signal: StopSignal,
@@ -131,7 +134,7 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
             ],
             name: k.name,
             dir,
-            run_as: None,
+            run_as: Some(user_of(Role::Keeper).into()),
             stop_signal: StopSignal::Term,
         });
     }
@@ -150,7 +153,7 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
             ],
             name: n.name,
             dir,
-            run_as: None,
+            run_as: Some(user_of(Role::ClickHouse).into()),
             stop_signal: StopSignal::Term,
         });
     }
@@ -181,7 +184,7 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
         .collect(),
         ports: vec![("postgres".into(), t.postgres_port())],
         dir: pg_dir,
-        run_as: Some("postgres".into()),
+        run_as: Some(user_of(Role::Postgres).into()),
         stop_signal: StopSignal::Int,
     });
     for (i, g) in t.gateways().into_iter().enumerate() {
@@ -202,7 +205,7 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
             ports: vec![("http".into(), g.port)],
             name: g.name,
             dir,
-            run_as: None,
+            run_as: Some(user_of(Role::Gateway).into()),
             stop_signal: StopSignal::Term,
         });
     }
@@ -222,7 +225,7 @@ pub fn services(t: &Topology, state_dir: &Path, gateway: Option<&GatewayCommand>
             ("stats".into(), t.haproxy_stats_port()),
         ],
         dir: hp_dir,
-        run_as: None,
+        run_as: Some(user_of(Role::Haproxy).into()),
         stop_signal: StopSignal::Term,
     });
     out
@@ -273,7 +276,22 @@ mod tests {
                 .all(|x| x.argv.iter().any(|a| a.contains(&x.marker()))),
             "marker in argv"
         );
-        assert_eq!(s[7].run_as.as_deref(), Some("postgres"));
+        let users: Vec<&str> = s.iter().filter_map(|x| x.run_as.as_deref()).collect();
+        assert_eq!(
+            users,
+            [
+                "zookeeper",
+                "zookeeper",
+                "zookeeper",
+                "clickhouse",
+                "clickhouse",
+                "clickhouse",
+                "clickhouse",
+                "postgres",
+                "haproxy"
+            ],
+            "every process has a non-root user"
+        );
     }
 
     #[test]

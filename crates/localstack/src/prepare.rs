@@ -9,9 +9,9 @@ use std::process::Command;
 
 use chgate_topology::render::{clickhouse, haproxy, keeper, Addressing};
 use chgate_topology::{Secret, SecretRef, Topology};
-use nix::unistd::{chown, User};
 use rand::distributions::{Alphanumeric, DistString};
 
+use crate::account::Account;
 use crate::plan::{bin, Role, Service};
 use crate::StackError;
 
@@ -24,11 +24,26 @@ fn io(what: &Path, e: std::io::Error) -> StackError {
 
 /// Writes `contents` with mode 0600 (configs can name secrets' locations; keep them private).
 fn write_private(path: &Path, contents: &str) -> Result<(), StackError> {
+    write_file(path, contents, 0o600)
+}
+
+/// Writes a fresh file with `mode`: the old entry is removed first and the new one created
+/// exclusively, so a symbolic link left in a service's directory (which its user owns) is
+/// replaced, never followed by root.
+///
+/// # Errors
+/// [`StackError::Io`] naming the path.
+pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), StackError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(path, e)),
+    }
     let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true).mode(0o600);
+    opts.write(true).create_new(true).mode(mode);
     let mut f = opts.open(path).map_err(|e| io(path, e))?;
     std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(|e| io(path, e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io(path, e))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| io(path, e))
 }
 
 /// Resolves a secret; a `file` reference whose file is missing gets a fresh random value (0600),
@@ -79,8 +94,7 @@ pub fn configs(t: &Topology, svc: &Service, ch_password_hash: &str) -> Result<()
             let Some(node) = node else { return Ok(()) };
             let data = svc.dir.join("data");
             fs::create_dir_all(&data).map_err(|e| io(&data, e))?;
-            let myid = data.join("myid");
-            fs::write(&myid, format!("{}\n", node.id)).map_err(|e| io(&myid, e))?;
+            write_file(&data.join("myid"), &format!("{}\n", node.id), 0o644)?;
             write_private(&svc.dir.join("zoo.cfg"), &keeper::zoo_cfg(t, &node, &data))
         }
         Role::ClickHouse => {
@@ -89,6 +103,8 @@ pub fn configs(t: &Topology, svc: &Service, ch_password_hash: &str) -> Result<()
                 .into_iter()
                 .find(|n| n.name == svc.name);
             let Some(node) = node else { return Ok(()) };
+            // Each node reads its own copy of the `[tls]` pair, owned by its user.
+            let t = &crate::tls::for_service(t, &svc.dir)?;
             let root = clickhouse::ConfigRoot::Yandex;
             let cx = clickhouse::NodeContext {
                 dir: &svc.dir,
@@ -146,12 +162,18 @@ pub fn check_haproxy(path: &Path) -> Result<(), StackError> {
     })
 }
 
-/// Creates PostgreSQL's data directory with `initdb` (once): owned by `postgres`, superuser role
-/// named after `postgres.user` with SCRAM password auth, loopback only.
+/// Creates PostgreSQL's data directory with `initdb` (once), run as `account` (the `postgres`
+/// user when we are root; the caller when `None`): superuser role named after `postgres.user`
+/// with SCRAM password auth, loopback only.
 ///
 /// # Errors
 /// [`StackError::Start`] naming `postgres` with initdb's output.
-pub fn init_postgres(t: &Topology, svc: &Service, password: &Secret) -> Result<(), StackError> {
+pub fn init_postgres(
+    t: &Topology,
+    svc: &Service,
+    password: &Secret,
+    account: Option<&Account>,
+) -> Result<(), StackError> {
     let data = svc.dir.join("data");
     if data.join("PG_VERSION").exists() {
         return Ok(());
@@ -160,20 +182,21 @@ pub fn init_postgres(t: &Topology, svc: &Service, password: &Secret) -> Result<(
         service: svc.name.clone(),
         reason,
     };
-    let user = User::from_name("postgres").ok().flatten().ok_or_else(|| {
-        fail("system user `postgres` does not exist (is postgresql-15 installed?)".into())
-    })?;
+    let give = |p: &Path| match account {
+        Some(a) => crate::account::chown_one(p, a.uid, a.gid).map(drop),
+        None => Ok(()),
+    };
     for sub in ["data", "socket"] {
         let p = svc.dir.join(sub);
         fs::create_dir_all(&p).map_err(|e| io(&p, e))?;
-        chown(&p, Some(user.uid), Some(user.gid))
-            .map_err(|e| fail(format!("chown {}: {e}", p.display())))?;
+        give(&p)?;
     }
     fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).map_err(|e| io(&data, e))?;
     let pwfile = svc.dir.join("socket").join(".initdb-pw");
     write_private(&pwfile, password.expose())?;
-    chown(&pwfile, Some(user.uid), Some(user.gid)).map_err(|e| fail(e.to_string()))?;
-    let out = Command::new(format!("{}/initdb", bin::PG_BIN))
+    give(&pwfile)?;
+    let mut initdb = Command::new(format!("{}/initdb", bin::PG_BIN));
+    initdb
         .arg("-D")
         .arg(&data)
         .args([
@@ -185,10 +208,11 @@ pub fn init_postgres(t: &Topology, svc: &Service, password: &Secret) -> Result<(
         ])
         .arg(format!("--username={}", t.postgres.user))
         .arg(format!("--pwfile={}", pwfile.display()))
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw())
-        .current_dir(&svc.dir)
-        .output();
+        .current_dir(&svc.dir);
+    if let Some(a) = account {
+        initdb.uid(a.uid.as_raw()).gid(a.gid.as_raw());
+    }
+    let out = initdb.output();
     let _ = fs::remove_file(&pwfile);
     let out = out.map_err(|e| fail(format!("cannot run initdb: {e}")))?;
     if !out.status.success() {

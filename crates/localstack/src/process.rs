@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::{Pid, User};
+use nix::unistd::Pid;
 
 use crate::plan::{Service, StopSignal};
 use crate::StackError;
@@ -76,12 +76,19 @@ pub fn spawn(svc: &Service, state_dir: &Path, env: &[(&str, &str)]) -> Result<i3
         service: svc.name.clone(),
         reason,
     };
+    let account = crate::account::of(svc)?;
     let log_path = svc.log_file(state_dir);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| err(format!("cannot open log {}: {e}", log_path.display())))?;
+    if let Some(a) = &account {
+        // The process writes through the inherited descriptor; the file is its own too (the
+        // `log` directory stays the supervisor's, so the entry cannot be swapped for a link).
+        std::os::unix::fs::fchown(&log, Some(a.uid.as_raw()), Some(a.gid.as_raw()))
+            .map_err(|e| err(format!("cannot chown log {}: {e}", log_path.display())))?;
+    }
     let log2 = log.try_clone().map_err(|e| err(e.to_string()))?;
     let (program, args) = svc
         .argv
@@ -97,18 +104,21 @@ pub fn spawn(svc: &Service, state_dir: &Path, env: &[(&str, &str)]) -> Result<i3
     for (k, v) in env {
         cmd.env(k, v);
     }
-    if let Some(user) = &svc.run_as {
-        let u = User::from_name(user)
-            .ok()
-            .flatten()
-            .ok_or_else(|| err(format!("system user `{user}` does not exist")))?;
-        cmd.uid(u.uid.as_raw())
-            .gid(u.gid.as_raw())
-            .env("HOME", &u.dir);
+    if let Some(a) = &account {
+        // std drops the supplementary groups before setuid, so no group of root's is kept.
+        cmd.uid(a.uid.as_raw())
+            .gid(a.gid.as_raw())
+            .env("HOME", &a.home)
+            .env("USER", &a.name)
+            .env("LOGNAME", &a.name);
     }
+    let as_user = account
+        .as_ref()
+        .map(|a| format!(" as system user `{}`", a.name))
+        .unwrap_or_default();
     let child = cmd
         .spawn()
-        .map_err(|e| err(format!("cannot run {program}: {e}")))?;
+        .map_err(|e| err(format!("cannot run {program}{as_user}: {e}")))?;
     let pid = i32::try_from(child.id()).map_err(|e| err(e.to_string()))?;
     // The child is reaped by init once we exit; we track it through the pid file, not the handle.
     drop(child);
@@ -207,6 +217,7 @@ fn wait_exit(pid: i32, limit: Duration) -> bool {
 mod tests {
     use super::*;
     use crate::plan::Role;
+    use nix::unistd::User;
 
     fn sleeper(dir: &Path) -> Service {
         Service {
@@ -223,6 +234,50 @@ mod tests {
             ports: vec![],
             run_as: None,
             stop_signal: StopSignal::Term,
+        }
+    }
+
+    /// As root (CI), a service with `run_as` runs as that user, with the user's groups only,
+    /// and its log file is its own; as another user it runs as the caller.
+    #[test]
+    fn a_service_runs_as_its_system_user_when_started_by_root() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let st = tmp.path();
+        for d in ["run", "log", "sleeper"] {
+            fs::create_dir_all(st.join(d)).expect("mkdir");
+        }
+        let mut svc = sleeper(st);
+        svc.run_as = Some("nobody".into());
+        let nobody = User::from_name("nobody")
+            .expect("getpwnam")
+            .expect("nobody");
+        let pid = spawn(&svc, st, &[]).expect("spawns");
+        let uids = crate::account::process_uids(pid).expect("running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        assert!(stop(&svc, st, Duration::from_secs(5)).expect("stops"));
+        let log_owner =
+            std::os::unix::fs::MetadataExt::uid(&fs::metadata(svc.log_file(st)).expect("log"));
+        if crate::account::caller_is_root() {
+            assert_eq!(
+                uids,
+                [nobody.uid.as_raw(); 4],
+                "real, effective, saved, fs uid"
+            );
+            assert_eq!(log_owner, nobody.uid.as_raw());
+            let groups = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Groups:"))
+                .expect("Groups line");
+            assert!(
+                !groups.split_whitespace().any(|g| g == "0"),
+                "root's group dropped: {groups}"
+            );
+        } else {
+            assert_eq!(
+                uids[1],
+                nix::unistd::geteuid().as_raw(),
+                "runs as the caller"
+            );
         }
     }
 

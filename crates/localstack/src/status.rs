@@ -1,4 +1,4 @@
-//! `status`: one row per process (role, pid, ports, healthy, version) and every endpoint.
+//! `status`: one row per process (role, pid, user, ports, healthy, version) and every endpoint.
 
 use serde::Serialize;
 
@@ -15,6 +15,8 @@ pub struct ServiceStatus {
     pub name: String,
     /// Pid, when running.
     pub pid: Option<i32>,
+    /// The user the process runs as (its effective uid's name), when running.
+    pub user: Option<String>,
     /// Named ports.
     pub ports: Vec<(String, u16)>,
     /// Whether its probe passed.
@@ -120,6 +122,7 @@ impl Stack {
                 role: svc.role,
                 name: svc.name.clone(),
                 pid,
+                user: pid.and_then(crate::account::process_user),
                 ports: svc.ports.clone(),
                 healthy: probe.is_ok(),
                 version: probe.as_ref().ok().cloned(),

@@ -3,10 +3,10 @@
 //! it (rcgen). Existing files are used as they are (bring your own); a partial set is an error.
 
 use std::fs;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chgate_topology::model::TlsSection;
+use chgate_topology::Topology;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 use crate::StackError;
@@ -59,31 +59,43 @@ pub fn write_haproxy_pem(tls: &TlsSection) -> Result<(), StackError> {
     write(&tls.haproxy_pem(), &pem, 0o600)
 }
 
-/// Copies the certificate and key into `pg_dir/tls` owned by the `postgres` user (key 0600), where
-/// the PostgreSQL started by the rig reads them (`ssl_cert_file`, `ssl_key_file`).
+/// Copies the certificate and key into `dir/tls` (`server.crt` 0644, `server.key` 0600) and
+/// returns their paths: a service's own copy, which `up` then hands to the service's user, so no
+/// two programs share one key file (PostgreSQL refuses a key it does not own; ClickHouse reads its
+/// node's copy).
 ///
 /// # Errors
-/// [`StackError::Io`]; [`StackError::Tls`] when the `postgres` user is missing.
-pub fn install_for_postgres(tls: &TlsSection, pg_dir: &Path) -> Result<(), StackError> {
-    let user = nix::unistd::User::from_name("postgres")
-        .ok()
-        .flatten()
-        .ok_or_else(|| tls_error("system user `postgres` does not exist"))?;
-    let dir = pg_dir.join("tls");
-    let copy = |from: &Path, name: &str, mode: u32| -> Result<(), StackError> {
+/// [`StackError::Io`].
+pub fn install_copy(tls: &TlsSection, dir: &Path) -> Result<(PathBuf, PathBuf), StackError> {
+    let dir = dir.join("tls");
+    let copy = |from: &Path, name: &str, mode: u32| -> Result<PathBuf, StackError> {
         let contents = fs::read_to_string(from).map_err(|e| StackError::Io {
             path: from.to_owned(),
             source: e,
         })?;
         let to = dir.join(name);
         write(&to, &contents, mode)?;
-        nix::unistd::chown(&to, Some(user.uid), Some(user.gid))
-            .map_err(|e| tls_error(format!("chown {}: {e}", to.display())))
+        Ok(to)
     };
-    copy(&tls.cert, "server.crt", 0o644)?;
-    copy(&tls.key, "server.key", 0o600)?;
-    nix::unistd::chown(&dir, Some(user.uid), Some(user.gid))
-        .map_err(|e| tls_error(format!("chown {}: {e}", dir.display())))
+    Ok((
+        copy(&tls.cert, "server.crt", 0o644)?,
+        copy(&tls.key, "server.key", 0o600)?,
+    ))
+}
+
+/// The topology as the service in `dir` sees it: with `[tls]`, certificate and key are the
+/// service's own copies under `dir/tls` (written now by [`install_copy`]); unchanged otherwise.
+///
+/// # Errors
+/// [`StackError::Io`] when the files cannot be copied.
+pub fn for_service(t: &Topology, dir: &Path) -> Result<Topology, StackError> {
+    let mut view = t.clone();
+    if let Some(tls) = &mut view.tls {
+        let (cert, key) = install_copy(tls, dir)?;
+        tls.cert = cert;
+        tls.key = key;
+    }
+    Ok(view)
 }
 
 /// (CA certificate, server certificate, server key), all PEM.
@@ -114,20 +126,13 @@ fn write(path: &Path, contents: &str, mode: u32) -> Result<(), StackError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io)?;
     }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)
+    crate::prepare::write_file(path, contents, mode)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn generates_all_three_once_and_refuses_a_partial_set() {
@@ -154,5 +159,44 @@ mod tests {
         fs::remove_file(&tls.ca).expect("rm");
         let e = ensure(&tls).expect_err("partial");
         assert!(e.to_string().contains("ca.crt"), "{e}");
+    }
+
+    #[test]
+    fn each_service_reads_its_own_copy_of_the_pair() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let t = Topology {
+            tls: Some(TlsSection {
+                ca: dir.path().join("tls/ca.crt"),
+                cert: dir.path().join("tls/server.crt"),
+                key: dir.path().join("tls/server.key"),
+                clickhouse_https_port: None,
+                haproxy_gateway_port: None,
+            }),
+            ..Topology::default()
+        };
+        let original = t.tls.clone().expect("tls");
+        ensure(&original).expect("generated");
+        let node = dir.path().join("ch-s1r1");
+        let view = for_service(&t, &node).expect("copied");
+        let tls = view.tls.expect("tls");
+        assert_eq!(tls.cert, node.join("tls/server.crt"));
+        assert_eq!(tls.key, node.join("tls/server.key"));
+        assert_eq!(tls.ca, original.ca, "the CA stays the topology's");
+        assert_eq!(
+            fs::read_to_string(&tls.key).expect("copy"),
+            fs::read_to_string(&original.key).expect("original")
+        );
+        let mode = fs::metadata(&tls.key).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A link planted where the copy goes is replaced, not written through.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").expect("write");
+        fs::remove_file(&tls.key).expect("rm");
+        std::os::unix::fs::symlink(&victim, &tls.key).expect("symlink");
+        for_service(&t, &node).expect("copied again");
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "keep");
+        assert!(!fs::symlink_metadata(&tls.key).expect("meta").is_symlink());
+        let plain = for_service(&Topology::default(), &node).expect("no tls");
+        assert!(plain.tls.is_none());
     }
 }
