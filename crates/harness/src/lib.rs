@@ -151,6 +151,15 @@ impl Rig {
         )
     }
 
+    /// A session of the PostgreSQL superuser role on database `db`, opened as chgate opens its
+    /// own ([`probe::postgres_client`]: TLS verified against the topology CA when it has `[tls]`).
+    /// Panics with the server's log tail when it cannot connect.
+    pub async fn postgres(&self, db: &str) -> tokio_postgres::Client {
+        probe::postgres_client(self.topology(), &self.pg_password, db)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {db}: {e}\n{}", self.log_tail("postgres")))
+    }
+
     /// A name no other test (in any process) uses: `prefix_<pid>_<n>_<random>`.
     pub fn unique_name(&self, prefix: &str) -> String {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -95,26 +95,40 @@ pub async fn keeper(host: &str, port: u16) -> Result<(String, String), String> {
     }
 }
 
-/// PostgreSQL accepts a password login and answers `SHOW server_version`.
-pub async fn postgres(t: &Topology, password: &Secret) -> Probe {
+/// A session of the superuser role `postgres.user` on database `dbname`, opened the way every
+/// part of chgate connects ([`chgate_pg_tls::connect`]): with the topology's `[tls]`, TLS is
+/// required and the server's certificate verified against `[tls] ca` (no plain-text fallback);
+/// without, plain text. Gives up after 3 s.
+///
+/// # Errors
+/// A message starting with `postgres:` when the CA file, TCP, the handshake or the login fails.
+pub async fn postgres_client(
+    t: &Topology,
+    password: &Secret,
+    dbname: &str,
+) -> Result<tokio_postgres::Client, String> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(t.network.listen.to_string())
         .port(t.postgres_port())
         .user(&t.postgres.user)
         .password(password.expose())
-        .dbname("postgres")
+        .dbname(dbname)
         .connect_timeout(Duration::from_secs(3));
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
+    let ca = t.tls.as_ref().map(|tls| tls.ca.as_path());
+    chgate_pg_tls::connect(&cfg, ca)
         .await
-        .map_err(|e| format!("postgres: {e}"))?;
-    let task = tokio::spawn(conn);
+        .map_err(|e| format!("postgres: {e}"))
+}
+
+/// PostgreSQL accepts a password login (over TLS with `[tls]`, see [`postgres_client`]) and
+/// answers `SHOW server_version`.
+pub async fn postgres(t: &Topology, password: &Secret) -> Probe {
+    let client = postgres_client(t, password, "postgres").await?;
     let row = client
         .query_one("SHOW server_version", &[])
         .await
-        .map_err(|e| format!("postgres: {e}"));
-    task.abort();
-    let v: String = row?.get(0);
+        .map_err(|e| format!("postgres: {e}"))?;
+    let v: String = row.get(0);
     Ok(v.split_whitespace().next().unwrap_or_default().to_owned())
 }
 

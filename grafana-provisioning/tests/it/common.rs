@@ -10,7 +10,7 @@ use chgate_grafana::{DatasourceSpec, PgTarget};
 use chgate_harness::Rig;
 use chgate_topology::render::Addressing;
 use chgate_topology::Secret;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Grafana's real `data_source` + `secrets` DDL.
 pub const GRAFANA_SCHEMA: &str = include_str!("grafana_schema.sql");
@@ -37,20 +37,8 @@ pub struct TestDb {
     pub name: String,
     /// Target for the code under test (from the topology: over TLS on the rig).
     pub target: PgTarget,
-    /// A direct connection for assertions and fixtures.
+    /// A direct connection for assertions and fixtures (over TLS on the rig, [`Rig::postgres`]).
     pub client: Client,
-    admin_dsn: String,
-}
-
-async fn connect(dsn: &str, db: &str) -> Client {
-    let target = PgTarget::from_dsn(dsn, db).expect("dsn");
-    let (client, conn) = target
-        .config
-        .connect(NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to rig PostgreSQL ({db}): {e}"));
-    tokio::spawn(conn);
-    client
 }
 
 #[derive(Clone, Default)]
@@ -91,20 +79,18 @@ pub fn captured_logs() -> String {
 /// Creates a fresh database with `layout` (and makes sure logs are captured).
 pub async fn fresh_db(rig: &Rig, layout: Layout) -> TestDb {
     captured_logs();
-    let dsn = rig.postgres_dsn();
     let name = rig.unique_name("grafana");
-    let admin = connect(&dsn, "postgres").await;
+    let admin = rig.postgres("postgres").await;
     admin
         .batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .await
         .unwrap_or_else(|e| panic!("create database {name}: {}", pg_err(&e)));
-    let client = connect(&dsn, &name).await;
+    let client = rig.postgres(&name).await;
     create_tables(&client, layout).await;
     TestDb {
         target: rig_target(rig).with_database(&name),
         name,
         client,
-        admin_dsn: dsn,
     }
 }
 
@@ -143,7 +129,7 @@ impl TestDb {
     /// Drops the database (at the end of a passing test).
     pub async fn drop(self) {
         drop(self.client);
-        let admin = connect(&self.admin_dsn, "postgres").await;
+        let admin = chgate_harness::rig().await.postgres("postgres").await;
         let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
         admin.batch_execute(&sql).await.ok();
     }

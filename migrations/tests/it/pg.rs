@@ -33,14 +33,7 @@ async fn postgres_side_bootstraps_databases_applies_once_and_reports_status() {
     let after = postgres::status(&target).await.expect("status");
     assert!(after.iter().all(|m| m.applied_on.is_some()), "{after:?}");
     // The gateway's tables exist, tokens are stored hashed (32 bytes) only.
-    let (client, conn) = tokio_postgres::connect(
-        &rig.postgres_dsn()
-            .replace("dbname=postgres", &format!("dbname={}", target.database)),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(conn);
+    let client = rig.postgres(&target.database).await;
     client
         .batch_execute(
             "INSERT INTO gateway_tenants (name) VALUES ('acme');

@@ -2,4 +2,5 @@
 //! Keeper node loss and rejoin, PostgreSQL, status and pid-file handling.
 
 mod cluster;
+mod pg_tls;
 mod stack;

@@ -211,18 +211,6 @@ async fn drill_clickhouse_node_killed_resyncs_from_its_replica() {
 const GRAFANA_SCHEMA: &str =
     include_str!("../../../../grafana-provisioning/tests/it/grafana_schema.sql");
 
-async fn pg(f: &Fixture, db: &str) -> tokio_postgres::Client {
-    let dsn = f
-        .rig
-        .postgres_dsn()
-        .replace("dbname=postgres", &format!("dbname={db}"));
-    let (c, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {db}: {e}"));
-    tokio::spawn(conn);
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_postgres_lost_and_restored_from_backup() {
     let f = fixture("drill_pg").await;
@@ -230,7 +218,7 @@ async fn drill_postgres_lost_and_restored_from_backup() {
     wait_healthy(&f.ops, Duration::from_secs(60)).await;
     let t = f.rig.topology().postgres.clone();
     // Grafana's schema as Grafana leaves it at first start, with our datasource row; a tenant.
-    let graf = pg(&f, &t.grafana_database).await;
+    let graf = f.rig.postgres(&t.grafana_database).await;
     let exists: bool = graf
         .query_one("SELECT to_regclass('data_source') IS NOT NULL", &[])
         .await
@@ -250,7 +238,7 @@ async fn drill_postgres_lost_and_restored_from_backup() {
     .await
     .expect("datasource row");
     let tenant = f.rig.unique_name("t").replace('_', "-");
-    let gw = pg(&f, &t.database).await;
+    let gw = f.rig.postgres(&t.database).await;
     gw.execute("INSERT INTO gateway_tenants (name) VALUES ($1)", &[&tenant])
         .await
         .expect("tenant row");
@@ -288,14 +276,14 @@ async fn drill_postgres_lost_and_restored_from_backup() {
         .postgres
         .iter()
         .any(|(t, w, _)| t.ends_with("data_source") && *w >= 1));
-    let graf = pg(&f, &t.grafana_database).await;
+    let graf = f.rig.postgres(&t.grafana_database).await;
     let n: i64 = graf
         .query_one("SELECT count(*) FROM data_source WHERE uid = $1", &[&uid])
         .await
         .expect("datasource back")
         .get(0);
     assert_eq!(n, 1, "datasource row restored");
-    let gw = pg(&f, &t.database).await;
+    let gw = f.rig.postgres(&t.database).await;
     let n: i64 = gw
         .query_one(
             "SELECT count(*) FROM gateway_tenants WHERE name = $1",
