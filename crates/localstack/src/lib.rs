@@ -252,10 +252,13 @@ impl Stack {
         }
         prepare::dirs(&self.state_dir, &self.services)?;
         let mut keeper_waited = false;
+        let mut wrong_user = Vec::new();
         let deadline = std::time::Instant::now() + opts.ready_timeout;
         for svc in &self.services {
             if let PidState::Running(pid) = process::pid_state(svc, &self.state_dir) {
-                warn_if_wrong_user(svc, pid, progress);
+                if runs_as_another_user(svc, pid) {
+                    wrong_user.push(svc.name.clone());
+                }
                 report.already_running.push(svc.name.clone());
                 continue;
             }
@@ -269,6 +272,13 @@ impl Stack {
             self.start_one(svc, &ch_password, &pg_password)?;
             progress(&format!("started {}", svc.name));
             report.started.push(svc.name.clone());
+        }
+        if !wrong_user.is_empty() {
+            progress(&format!(
+                "warning: {} still run as root (started by an older chgate), not as their own \
+                 system users; restart them: chgate local down && chgate local up",
+                wrong_user.join(", ")
+            ));
         }
         progress("waiting for readiness");
         ready::wait(self, &ch_password, &pg_password, deadline, progress).await?;
@@ -481,20 +491,11 @@ impl Stack {
     }
 }
 
-/// A process started by an older chgate as root keeps running as root until restarted: say so.
-fn warn_if_wrong_user(svc: &Service, pid: i32, progress: &dyn Fn(&str)) {
+/// Whether a running process of ours is not running as its account (one started as root by an
+/// older chgate keeps running as root until restarted).
+fn runs_as_another_user(svc: &Service, pid: i32) -> bool {
     let Ok(Some(a)) = account::of(svc) else {
-        return;
+        return false;
     };
-    let Some(uids) = account::process_uids(pid) else {
-        return;
-    };
-    if uids[1] != a.uid.as_raw() {
-        let user = account::process_user(pid).unwrap_or_default();
-        progress(&format!(
-            "warning: {} (pid {pid}) runs as `{user}`, not `{}` (started by an older chgate); \
-             restart it: chgate local stop {0} && chgate local start {0}",
-            svc.name, a.name
-        ));
-    }
+    account::process_uids(pid).is_some_and(|uids| uids[1] != a.uid.as_raw())
 }

@@ -24,6 +24,8 @@ async fn postgres_answers_with_the_configured_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_every_process_healthy_and_serialises_to_json() {
     let rig = rig().await;
+    // Not while an exclusive test has a process stopped (the stale-pid test stops HAProxy).
+    let _guard = rig.shared().await;
     let report = rig.stack().status().await;
     let count = |r: Role| report.services.iter().filter(|s| s.role == r).count();
     assert_eq!(
