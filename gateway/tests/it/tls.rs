@@ -1,114 +1,124 @@
 //! TLS on the gateway listener: rows sent over HTTPS land; plain HTTP to it does not work.
 
-use std::process::Command;
 use std::time::Duration;
 
 use chgate_gateway::config::{GatewayConfig, TlsConfig};
-use chgate_harness::rig;
+use chgate_harness::tls::TestCa;
+use chgate_harness::{rig, Rig};
+use chgate_topology::Topology;
 
 use crate::support::{migrated_db, per_shard_counts};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_listener_takes_rows_with_a_certificate_the_client_trusts() {
-    let rig = rig().await;
-    let db = migrated_db(rig, "gw_tls");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = (dir.path().join("gw.crt"), dir.path().join("gw.key"));
-    // A throwaway CA and a leaf for 127.0.0.1 signed by it (webpki refuses a self-signed leaf).
-    let p = |name: &str| dir.path().join(name);
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    let steps: [Vec<String>; 3] = [
-        "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=chgate-test-ca -keyout ca.key -out ca.crt".split(' ').map(String::from).collect(),
-        "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout gw.key -out gw.csr".split(' ').map(String::from).collect(),
-        "x509 -req -in gw.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -out gw.crt -extfile ext.cnf".split(' ').map(String::from).collect(),
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .current_dir(dir.path())
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let cfg = GatewayConfig {
-        database: Some(db.clone()),
-        tls: Some(TlsConfig {
-            cert: cert.clone(),
-            key,
-        }),
-        ..GatewayConfig::default()
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (topology, password) = (rig.topology().clone(), rig.clickhouse_password());
-    let server = tokio::spawn(async move {
-        let stop = async {
-            let _ = rx.await;
+/// A gateway serving HTTPS on an ephemeral port until [`HttpsGateway::stop`].
+struct HttpsGateway {
+    port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), chgate_gateway::run::RunError>>,
+}
+
+impl HttpsGateway {
+    /// Starts a gateway with `cfg` whose listener serves `pki`'s server certificate, writing to
+    /// `topology`'s ClickHouse.
+    async fn start(rig: &Rig, topology: Topology, pki: &TestCa, cfg: GatewayConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cfg = GatewayConfig {
+            tls: Some(TlsConfig {
+                cert: pki.cert(),
+                key: pki.key(),
+            }),
+            ..cfg
         };
-        chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
-    });
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(p("ca.crt")).expect("ca")).expect("pem");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .timeout(Duration::from_secs(30))
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let password = rig.clickhouse_password();
+        let task = tokio::spawn(async move {
+            let stop = async {
+                let _ = rx.await;
+            };
+            chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
+        });
+        HttpsGateway { port, stop, task }
+    }
+
+    /// Posts two Influx lines of `metric` over HTTPS with `client`.
+    async fn write(&self, client: &reqwest::Client, metric: &str) -> reqwest::Response {
+        post_two_lines(client, self.port, metric).await
+    }
+
+    /// Stops the gateway; panics when it ended with an error.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("gateway ran");
+    }
+}
+
+/// An HTTPS client trusting only `ca_pem`.
+fn https_client(ca_pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).expect("pem"))
+        .timeout(Duration::from_secs(60))
         .build()
-        .expect("client");
-    let body = "tls_probe,host=a value=1 1700000000\ntls_probe,host=b value=2 1700000000\n";
-    let resp = client
+        .expect("client")
+}
+
+/// Posts two Influx lines of `metric` to `https://127.0.0.1:port/write`.
+async fn post_two_lines(client: &reqwest::Client, port: u16, metric: &str) -> reqwest::Response {
+    client
         .post(format!("https://127.0.0.1:{port}/write?precision=s"))
-        .body(body)
+        .body(format!(
+            "{metric},host=a value=1 1700000000\n{metric},host=b value=2 1700000000\n"
+        ))
         .send()
         .await
-        .expect("https post");
+        .expect("https post")
+}
+
+/// Panics with the body unless the answer is 204.
+async fn assert_no_content(resp: reqwest::Response) {
     assert_eq!(
         resp.status(),
         204,
         "{}",
         resp.text().await.unwrap_or_default()
     );
-    assert_eq!(
-        per_shard_counts(rig, &format!("{db}.samples_local"), "1")
-            .await
-            .iter()
-            .sum::<u64>(),
-        2
-    );
+}
+
+/// Rows of `metric` in `db.samples_local` over all shards.
+async fn metric_rows(rig: &Rig, db: &str, metric: &str) -> u64 {
+    per_shard_counts(
+        rig,
+        &format!("{db}.samples_local"),
+        &format!("metric = '{metric}'"),
+    )
+    .await
+    .iter()
+    .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_listener_takes_rows_with_a_certificate_the_client_trusts() {
+    let rig = rig().await;
+    let db = migrated_db(rig, "gw_tls");
+    let pki = TestCa::new();
+    let cfg = GatewayConfig {
+        database: Some(db.clone()),
+        ..GatewayConfig::default()
+    };
+    let gw = HttpsGateway::start(rig, rig.topology().clone(), &pki, cfg).await;
+    let client = https_client(pki.ca_pem().as_bytes());
+    assert_no_content(gw.write(&client, "tls_probe").await).await;
+    assert_eq!(metric_rows(rig, &db, "tls_probe").await, 2);
     let plain = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .get(format!("http://127.0.0.1:{}/healthz", gw.port))
         .send()
         .await;
     assert!(
         plain.map(|r| !r.status().is_success()).unwrap_or(true),
         "plain HTTP must not be served"
     );
-    let _ = tx.send(());
-    server.await.expect("join").expect("gateway ran");
-}
-
-/// A throwaway CA and a leaf for 127.0.0.1 signed by it (rcgen): (CA PEM, leaf PEM, leaf key PEM).
-fn test_ca() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "chgate test CA");
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-    let key = KeyPair::generate().expect("key");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("leaf");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    gw.stop().await;
 }
 
 /// The gateway's topology with every ClickHouse HTTP port pointing at a closed port: the only
@@ -131,97 +141,36 @@ async fn tls_end_to_end_client_to_gateway_to_clickhouse_over_https() {
         .clone()
         .expect("the test rig's topology has [tls] (crates/harness/rig.toml)");
     let db = migrated_db(rig, "gw_tls_e2e");
-    let dir = tempfile::tempdir().expect("tmp");
-    let (ca, cert, key) = test_ca();
-    for (name, pem) in [("ca.crt", &ca), ("gw.crt", &cert), ("gw.key", &key)] {
-        std::fs::write(dir.path().join(name), pem).expect("write");
-    }
-    let start = |topology: chgate_topology::Topology| {
-        let dir = dir.path().to_owned();
-        let db = db.clone();
-        async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            let mut cfg = GatewayConfig {
-                database: Some(db),
-                insert_attempts: 2,
-                tls: Some(TlsConfig {
-                    cert: dir.join("gw.crt"),
-                    key: dir.join("gw.key"),
-                }),
-                ..GatewayConfig::default()
-            };
-            cfg.batch.max_age = Duration::from_millis(50);
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let password = rig.clickhouse_password();
-            let task = tokio::spawn(async move {
-                let stop = async {
-                    let _ = rx.await;
-                };
-                chgate_gateway::run::serve_on(listener, cfg, &topology, &password, stop).await
-            });
-            (port, tx, task)
-        }
+    let pki = TestCa::new();
+    let mut cfg = GatewayConfig {
+        database: Some(db.clone()),
+        insert_attempts: 2,
+        ..GatewayConfig::default()
     };
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("pem"))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    cfg.batch.max_age = Duration::from_millis(50);
+    let client = https_client(pki.ca_pem().as_bytes());
 
     // 1. HTTPS client -> gateway (rustls, test CA) -> ClickHouse over HTTPS only (rig CA).
-    let (port, stop, task) = start(https_only(rig.topology())).await;
-    let resp = client
-        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
-        .body("tls_e2e,host=a value=1 1700000000\ntls_e2e,host=b value=2 1700000000\n")
-        .send()
-        .await
-        .expect("https post");
-    assert_eq!(
-        resp.status(),
-        204,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
-    let _ = stop.send(());
-    task.await.expect("join").expect("gateway ran");
-    let rows = |m: &'static str| {
-        let db = db.clone();
-        async move {
-            per_shard_counts(
-                rig,
-                &format!("{db}.samples_local"),
-                &format!("metric = '{m}'"),
-            )
-            .await
-            .iter()
-            .sum::<u64>()
-        }
-    };
-    assert_eq!(rows("tls_e2e").await, 2);
+    let gw = HttpsGateway::start(rig, https_only(rig.topology()), &pki, cfg.clone()).await;
+    assert_no_content(gw.write(&client, "tls_e2e").await).await;
+    gw.stop().await;
+    assert_eq!(metric_rows(rig, &db, "tls_e2e").await, 2);
 
     // 2. The gateway verifies ClickHouse's certificate: trusting another CA, nothing is written.
     let mut wrong = https_only(rig.topology());
     let mut tls = rig_tls.clone();
-    tls.ca = dir.path().join("ca.crt");
+    tls.ca = pki.ca();
     wrong.tls = Some(tls);
-    let (port, stop, task) = start(wrong).await;
-    let resp = client
-        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
-        .body("tls_wrong_ca,host=a value=1 1700000000\n")
-        .send()
-        .await
-        .expect("https post");
+    let gw = HttpsGateway::start(rig, wrong, &pki, cfg).await;
+    let resp = gw.write(&client, "tls_wrong_ca").await;
     assert!(
         resp.status().is_server_error(),
         "an untrusted ClickHouse certificate must fail the insert, got {}",
         resp.status()
     );
-    let _ = stop.send(());
-    let _ = task.await;
-    assert_eq!(rows("tls_wrong_ca").await, 0);
+    let _ = gw.stop.send(());
+    let _ = gw.task.await;
+    assert_eq!(metric_rows(rig, &db, "tls_wrong_ca").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,36 +186,10 @@ async fn haproxy_terminates_tls_in_front_of_the_rigs_gateways() {
         let _ddl = rig.shared().await;
         rig.migrate(&db);
     }
-    let ca = std::fs::read(&tls.ca).expect("rig CA");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    let client = https_client(&std::fs::read(&tls.ca).expect("rig CA"));
     let metric = rig.unique_name("haproxy_tls");
-    let resp = client
-        .post(format!("https://127.0.0.1:{port}/write?precision=s"))
-        .body(format!(
-            "{metric},host=a value=1 1700000000\n{metric},host=b value=2 1700000000\n"
-        ))
-        .send()
-        .await
-        .expect("https post through HAProxy");
-    assert_eq!(
-        resp.status(),
-        204,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
-    let n: u64 = per_shard_counts(
-        rig,
-        &format!("{db}.samples_local"),
-        &format!("metric = '{metric}'"),
-    )
-    .await
-    .iter()
-    .sum();
-    assert_eq!(n, 2);
+    assert_no_content(post_two_lines(&client, port, &metric).await).await;
+    assert_eq!(metric_rows(rig, &db, &metric).await, 2);
     // Without the CA the certificate is not trusted.
     let untrusted = reqwest::Client::new()
         .get(format!("https://127.0.0.1:{port}/healthz"))

@@ -161,9 +161,9 @@ async fn provisioning_reaches_postgres_over_tls_verified_against_the_topology_ca
     assert_eq!(out.written_version, Some(1));
 
     // Trusting another CA: refused, with no fallback to plain text (and nothing written).
-    let other = chgate_harness::tls::UntrustedCa::new();
+    let other = chgate_harness::tls::TestCa::new();
     let wrong = PgTarget {
-        ca: Some(other.path().to_owned()),
+        ca: Some(other.ca()),
         ..db.target.clone()
     };
     let err = provision(&wrong, &spec, &key, Mode::Apply, NO_WAIT)
@@ -174,7 +174,7 @@ async fn provisioning_reaches_postgres_over_tls_verified_against_the_topology_ca
         "{err}"
     );
     let missing = PgTarget {
-        ca: Some(other.absent_path()),
+        ca: Some(other.absent()),
         ..db.target.clone()
     };
     let err = provision(&missing, &spec, &key, Mode::Apply, NO_WAIT)

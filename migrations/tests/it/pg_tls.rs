@@ -18,9 +18,9 @@ async fn migrator_connects_to_postgres_over_tls_and_verifies_the_server() {
         "pg_stat_ssl says the session is encrypted"
     );
     // Trusting another CA, the server's certificate is refused: no plain-text fallback.
-    let other = chgate_harness::tls::UntrustedCa::new();
+    let other = chgate_harness::tls::TestCa::new();
     let wrong = PgTarget {
-        ca: Some(other.path().to_owned()),
+        ca: Some(other.ca()),
         ..target
     };
     let e = postgres::connection_encrypted(&wrong)

@@ -2,7 +2,7 @@
 //! verified against the topology CA (`pg_stat_ssl` of the session itself).
 
 use chgate_harness::rig;
-use chgate_harness::tls::UntrustedCa;
+use chgate_harness::tls::TestCa;
 use chgate_localstack::probe;
 
 /// `pg_stat_ssl.ssl` of `client`'s own session.
@@ -54,9 +54,9 @@ async fn status_probe_and_harness_sessions_are_tls_verified_against_the_topology
     );
 
     // Trusting another CA, the probe fails: the certificate is verified, with no fallback.
-    let other = UntrustedCa::new();
+    let other = TestCa::new();
     let mut wrong = t.clone();
-    wrong.tls.as_mut().expect("[tls]").ca = other.path().to_owned();
+    wrong.tls.as_mut().expect("[tls]").ca = other.ca();
     let e = probe::postgres(&wrong, &pw)
         .await
         .expect_err("a server not signed by the trusted CA");

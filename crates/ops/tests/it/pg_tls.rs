@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chgate_harness::tls::UntrustedCa;
+use chgate_harness::tls::TestCa;
 use chgate_harness::{rig, topology_path};
 use chgate_ops::backup::postgres;
 use chgate_ops::{Error, Ops};
@@ -93,9 +93,9 @@ async fn backup_reaches_postgres_over_tls_and_pg_dump_verifies_the_server() {
     assert!(size > 0, "dump written");
 
     // Trusting another CA, both refuse the server: TLS is verified, with no plain-text fallback.
-    let other = UntrustedCa::new();
+    let other = TestCa::new();
     let mut loaded = chgate_topology::load(&topology_path()).expect("topology");
-    loaded.topology.tls.as_mut().expect("[tls]").ca = other.path().to_owned();
+    loaded.topology.tls.as_mut().expect("[tls]").ca = other.ca();
     let wrong = Ops::new(&loaded).expect("ops");
     let (w, d, f) = (wrong.clone(), db.clone(), tmp.path().join("wrong.dump"));
     let e = tokio::task::spawn_blocking(move || postgres::pg_dump(&w, &d, &f))
