@@ -46,6 +46,19 @@ podman/images/build.sh --chgate "$CHGATE"
 RIG="${CHGATE_TEST_TOPOLOGY:-crates/harness/rig.toml}"
 export CHGATE_TEST_TOPOLOGY="$(cd "$(dirname "$RIG")" && pwd)/$(basename "$RIG")"
 trap '"$CHGATE" --config "$RIG" local down >&2 || true' EXIT
+# Start from an empty rig: test databases and Keeper paths left by earlier runs pile up in the
+# state dir (about 45 databases a run), and a ClickHouse restarted by a drill then spends minutes
+# loading their metadata. CHGATE_KEEP_RIG=1 keeps it (e.g. to look at a failed run's data).
+if [ "${CHGATE_KEEP_RIG:-0}" != 1 ]; then
+    RIG_STATE="$("$CHGATE" --config "$RIG" topology --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state_dir"])')"
+    case "$RIG_STATE" in
+        /tmp/*|/var/tmp/*) ;;
+        *) echo "refusing to wipe the test rig's state_dir $RIG_STATE (not under /tmp or /var/tmp); set CHGATE_KEEP_RIG=1" >&2; exit 1 ;;
+    esac
+    step "wiping the test rig's state ($RIG_STATE) left by earlier runs"
+    "$CHGATE" --config "$RIG" local down >&2 || true
+    rm -rf "$RIG_STATE"
+fi
 step "starting the test rig"
 "$CHGATE" --config "$RIG" local up --timeout 240
 step "cargo test --workspace"
