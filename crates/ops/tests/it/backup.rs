@@ -5,7 +5,7 @@ use std::time::Instant;
 use chgate_ops::backup::{self, CreateOptions, RestoreOptions};
 use chgate_ops::Error;
 
-use crate::common::{drop_db, fixture, http, local_rows, post, rows};
+use crate::common::{drop_db, fixture, load, local_rows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_drop_tables_restore_gives_equal_row_counts_per_shard() {
@@ -13,17 +13,7 @@ async fn backup_drop_tables_restore_gives_equal_row_counts_per_shard() {
     let _g = f.rig.shared().await;
     let (rig, db) = (f.rig, f.db.as_str());
     // Load through HAProxy and the gateways: 20 batches of 1000 rows.
-    let http = http();
-    for b in 0..20 {
-        post(
-            &http,
-            &rig.haproxy_gateway_url(),
-            db,
-            rows(&format!("load{b}"), 1000),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("batch {b}: {e}"));
-    }
+    load(rig, db, "load", 20, 1000).await;
     let nodes = rig.nodes();
     let mut before = Vec::new();
     for i in 0..nodes.len() {

@@ -125,6 +125,18 @@ pub async fn post(
     ))
 }
 
+/// Posts `batches` batches of `rows_each` rows into `db` through HAProxy and the gateways, batch
+/// `b` with metric `{prefix}{b}`; panics naming the batch that was refused.
+pub async fn load(rig: &Rig, db: &str, prefix: &str, batches: usize, rows_each: usize) {
+    let (http, url) = (http(), rig.haproxy_gateway_url());
+    for b in 0..batches {
+        let metric = format!("{prefix}{b}");
+        post(&http, &url, db, rows(&metric, rows_each))
+            .await
+            .unwrap_or_else(|e| panic!("batch {metric} ({b} of {batches}): {e}"));
+    }
+}
+
 /// An HTTP client for the gateway with a generous timeout (a gateway may hold a request while
 /// it retries).
 pub fn http() -> reqwest::Client {

@@ -11,11 +11,20 @@ use chgate_ops::rebuild;
 use tokio::task::JoinHandle;
 
 use crate::common::{
-    count, drop_db, fixture, has_problem, http, local_rows, post, rows, snapshot, wait_healthy,
-    wait_status, Fixture,
+    count, drop_db, fixture, has_problem, http, load, local_rows, post, rows, snapshot,
+    wait_healthy, wait_status, Fixture,
 };
 
 const BATCH: usize = 50;
+
+/// A drill's fixture, once `chgate status` is healthy, with the rig to itself: the guard of
+/// `rig.exclusive()` (the drill stops processes) is held until it is dropped.
+async fn drill(prefix: &str) -> (Fixture, tokio::sync::RwLockWriteGuard<'static, ()>) {
+    let f = fixture(prefix).await;
+    let exclusive = f.rig.exclusive().await;
+    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    (f, exclusive)
+}
 
 /// `chgate status` (the binary) exits 2 and names `component` in its problem list.
 fn assert_cli_degraded(component: &str) {
@@ -134,9 +143,7 @@ async fn gateway_out_and_back(f: &Fixture, name: &str, crash: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_gateway_killed_behind_haproxy() {
-    let f = fixture("drill_gw").await;
-    let _x = f.rig.exclusive().await;
-    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (f, _x) = drill("drill_gw").await;
     let started = Instant::now();
     let load = Load::start(&f, "stop", Duration::from_millis(50));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -174,9 +181,7 @@ async fn drill_gateway_killed_behind_haproxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_clickhouse_node_killed_resyncs_from_its_replica() {
-    let f = fixture("drill_ch").await;
-    let _x = f.rig.exclusive().await;
-    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (f, _x) = drill("drill_ch").await;
     let started = Instant::now();
     let (rig, db) = (f.rig, f.db.as_str());
     // SIGKILL: a crash. Its Keeper session (and `is_active` znode) outlives it by the session
@@ -184,17 +189,7 @@ async fn drill_clickhouse_node_killed_resyncs_from_its_replica() {
     rig.stack().kill_service("ch-s1r2").expect("kill ch-s1r2");
     let s = snapshot(&f.ops).await;
     assert!(has_problem(&s, "ch-s1r2", "down"), "{:#?}", s.problems);
-    let http = http();
-    for b in 0..10 {
-        post(
-            &http,
-            &rig.haproxy_gateway_url(),
-            db,
-            rows(&format!("while_down{b}"), 500),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("insert with a replica down, batch {b}: {e}"));
-    }
+    load(rig, db, "while_down", 10, 500).await;
     rig.start_node("ch-s1r2");
     let back = wait_healthy(&f.ops, Duration::from_secs(60)).await;
     let (a, b) = (local_rows(rig, 0, db).await, local_rows(rig, 1, db).await);
@@ -213,9 +208,7 @@ const GRAFANA_SCHEMA: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_postgres_lost_and_restored_from_backup() {
-    let f = fixture("drill_pg").await;
-    let _x = f.rig.exclusive().await;
-    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (f, _x) = drill("drill_pg").await;
     let t = f.rig.topology().postgres.clone();
     // Grafana's schema as Grafana leaves it at first start, with our datasource row; a tenant.
     let graf = f.rig.postgres(&t.grafana_database).await;
@@ -304,9 +297,7 @@ async fn drill_postgres_lost_and_restored_from_backup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_keeper_quorum_lost_and_restarted() {
-    let f = fixture("drill_keeper").await;
-    let _x = f.rig.exclusive().await;
-    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (f, _x) = drill("drill_keeper").await;
     let started = Instant::now();
     let load = Load::start(&f, "keeper", Duration::from_millis(100));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -345,21 +336,9 @@ async fn drill_keeper_quorum_lost_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_replica_data_dir_wiped_and_rebuilt_from_its_peer() {
-    let f = fixture("drill_wipe").await;
-    let _x = f.rig.exclusive().await;
-    wait_healthy(&f.ops, Duration::from_secs(60)).await;
+    let (f, _x) = drill("drill_wipe").await;
     let (rig, db) = (f.rig, f.db.as_str());
-    let http = http();
-    for b in 0..10 {
-        post(
-            &http,
-            &rig.haproxy_gateway_url(),
-            db,
-            rows(&format!("w{b}"), 1000),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("batch {b}: {e}"));
-    }
+    load(rig, db, "w", 10, 1000).await;
     let peer_rows = local_rows(rig, 2, db).await;
     assert_eq!(local_rows(rig, 3, db).await, peer_rows);
     let started = Instant::now();
