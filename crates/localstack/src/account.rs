@@ -259,13 +259,15 @@ pub fn process_uids(pid: i32) -> Option<[u32; 4]> {
     ids.try_into().ok()
 }
 
-/// Secrets directory mode once handed over: owner root, group of the reader, search only for
-/// that group (the files are named by the topology; listing is not needed).
+/// Secrets directory mode once handed over (from the 0700 `up` creates it with): owner root,
+/// group of the reader, search only for that group (the files are named by the topology; listing
+/// is not needed).
 pub const SECRETS_DIR_MODE: u32 = 0o710;
 
 /// Lets `account` read the secret files `files` that live inside `state_dir` (each becomes its,
-/// mode 0600; their directory becomes `root:<its group>` 0710). A file outside the state
-/// directory is the operator's: it is only checked to be readable.
+/// mode 0600; a directory others cannot search becomes `root:<its group>` with group search
+/// only, 0700 → 0710). A file outside the state directory (or reached through `..`) is the
+/// operator's: it is only checked to be readable.
 ///
 /// # Errors
 /// [`StackError::Io`] for a failed chown/chmod; [`StackError::Start`] for an unreadable file
@@ -277,7 +279,9 @@ pub fn hand_over_secrets(
     files: &[PathBuf],
 ) -> Result<(), StackError> {
     for f in files {
-        if !f.starts_with(state_dir) {
+        let inside = f.starts_with(state_dir)
+            && !f.components().any(|c| c == std::path::Component::ParentDir);
+        if !inside {
             require_access(svc, account, f, "-r", "the secret file")?;
             continue;
         }
@@ -292,12 +296,18 @@ pub fn hand_over_secrets(
         let Some(dir) = f.parent().filter(|d| *d != state_dir) else {
             continue;
         };
+        let mode = fs::metadata(dir)
+            .map_err(|e| chown_err(dir, e))?
+            .permissions()
+            .mode();
+        if mode & 0o001 != 0 {
+            continue; // others may search it already (a directory shared with other files)
+        }
         chown_one(dir, Uid::from_raw(0), account.gid)?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(SECRETS_DIR_MODE)).map_err(|e| {
-            StackError::Io {
-                path: dir.to_owned(),
-                source: e,
-            }
+        let mode = (mode & 0o7707) | 0o010;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(|e| StackError::Io {
+            path: dir.to_owned(),
+            source: e,
         })?;
     }
     Ok(())
@@ -409,6 +419,7 @@ mod tests {
         let st = tmp.path().join("state");
         fs::create_dir_all(st.join("secrets")).expect("mkdir");
         fs::set_permissions(&st, fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::set_permissions(st.join("secrets"), fs::Permissions::from_mode(0o700)).expect("chmod");
         let pw = st.join("secrets/clickhouse_password");
         fs::write(&pw, "pw\n").expect("write");
         let a = nobody_account(&st);
@@ -448,5 +459,9 @@ mod tests {
             0,
             "not re-owned"
         );
+        // Lexically under the state dir but reached through `..`: outside too.
+        let sneaky = st.join("..").join("private").join("pw");
+        assert!(hand_over_secrets(&svc, &a, &st, &[sneaky]).is_err());
+        assert_eq!(fs::metadata(&outside).expect("meta").uid(), 0);
     }
 }

@@ -124,7 +124,8 @@ async fn every_process_runs_as_its_own_non_root_user_and_stays_healthy() {
             account::uid_of(user).unwrap_or_else(|| panic!("system user {user} missing"));
         assert!(
             uids.iter().all(|u| *u != 0 && *u == expected),
-            "{} (pid {pid}) runs with uids {uids:?}, expected {user} ({expected})",
+            "{} (pid {pid}) runs with uids {uids:?}, expected {user} ({expected}); a process \
+             started by an older chgate keeps root until restarted (chgate local down && up)",
             svc.name
         );
         // Everything in its directory is its user's (configs, data, logs, TLS copy), so a
