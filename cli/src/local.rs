@@ -14,7 +14,9 @@ use clap::Subcommand;
 pub enum LocalCommand {
     /// Install missing Debian packages, render every config from the topology, start whatever is
     /// not running and wait until the cluster replicates. Safe to run again: running processes
-    /// are left alone.
+    /// are left alone. Run as root, no process keeps root: each runs as its own system user
+    /// (zookeeper, clickhouse, postgres, haproxy; the gateways as chgate, created if missing),
+    /// which is given its files first; run as another user, everything runs as that user.
     Up {
         /// Seconds to wait for readiness before failing with what is not ready.
         #[arg(long, default_value_t = 180)]
