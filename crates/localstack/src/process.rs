@@ -237,15 +237,21 @@ mod tests {
         }
     }
 
+    /// A state directory with `run/`, `log/` and the sleeper's directory.
+    fn state_with_sleeper_dirs() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("tmp");
+        for d in ["run", "log", "sleeper"] {
+            fs::create_dir_all(tmp.path().join(d)).expect("mkdir");
+        }
+        tmp
+    }
+
     /// As root (CI), a service with `run_as` runs as that user, with the user's groups only,
     /// and its log file is its own; as another user it runs as the caller.
     #[test]
     fn a_service_runs_as_its_system_user_when_started_by_root() {
-        let tmp = tempfile::tempdir().expect("tmp");
+        let tmp = state_with_sleeper_dirs();
         let st = tmp.path();
-        for d in ["run", "log", "sleeper"] {
-            fs::create_dir_all(st.join(d)).expect("mkdir");
-        }
         let mut svc = sleeper(st);
         svc.run_as = Some("nobody".into());
         let nobody = User::from_name("nobody")
@@ -283,11 +289,8 @@ mod tests {
 
     #[test]
     fn kill_now_ends_the_process_without_waiting_for_a_clean_stop() {
-        let tmp = tempfile::tempdir().expect("tmp");
+        let tmp = state_with_sleeper_dirs();
         let st = tmp.path();
-        for d in ["run", "log", "sleeper"] {
-            fs::create_dir_all(st.join(d)).expect("mkdir");
-        }
         let svc = sleeper(st);
         let pid = spawn(&svc, st, &[]).expect("spawns");
         let t = Instant::now();
@@ -299,11 +302,8 @@ mod tests {
 
     #[test]
     fn spawn_stop_and_stale_pid_files() {
-        let tmp = tempfile::tempdir().expect("tmp");
+        let tmp = state_with_sleeper_dirs();
         let st = tmp.path();
-        for d in ["run", "log", "sleeper"] {
-            fs::create_dir_all(st.join(d)).expect("mkdir");
-        }
         let svc = sleeper(st);
         assert_eq!(pid_state(&svc, st), PidState::Absent);
         let pid = spawn(&svc, st, &[]).expect("spawns");
