@@ -13,7 +13,7 @@ use chgate_gateway::value::Value;
 use chgate_harness::{rig, Rig};
 use tokio::sync::oneshot;
 
-use crate::support::{http, migrated_db, per_shard_counts};
+use crate::support::{http, migrated_db, per_shard_counts, samples_with};
 
 /// The tenants' tables in a PostgreSQL database of this test alone, migrated by refinery.
 async fn tenants_db(rig: &Rig) -> PgSettings {
@@ -173,14 +173,7 @@ fn bearer(t: &str) -> (&'static str, String) {
 }
 
 async fn tenant_rows(rig: &Rig, db: &str, tenant: &str) -> u64 {
-    per_shard_counts(
-        rig,
-        &format!("{db}.samples_local"),
-        &format!("tenant = '{tenant}'"),
-    )
-    .await
-    .iter()
-    .sum()
+    samples_with(rig, db, "tenant", tenant).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

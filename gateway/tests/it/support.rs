@@ -93,6 +93,13 @@ pub async fn count(rig: &Rig, node: usize, sql: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{sql}: not a number: {text:?}"))
 }
 
+/// Rows of `db.samples_local` whose `column` is `value`, over all shards ([`per_shard_counts`]).
+pub async fn samples_with(rig: &Rig, db: &str, column: &str, value: &str) -> u64 {
+    let filter = format!("{column} = '{value}'");
+    let counts = per_shard_counts(rig, &format!("{db}.samples_local"), &filter).await;
+    counts.iter().sum()
+}
+
 /// Syncs every replica of `local_table` (`SYSTEM SYNC REPLICA`: it has fetched everything in its
 /// replication queue), checks the replicas of each shard agree, and returns per-shard counts.
 pub async fn per_shard_counts(rig: &Rig, local_table: &str, filter: &str) -> Vec<u64> {

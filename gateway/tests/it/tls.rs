@@ -7,7 +7,7 @@ use chgate_harness::tls::TestCa;
 use chgate_harness::{rig, Rig};
 use chgate_topology::Topology;
 
-use crate::support::{migrated_db, per_shard_counts};
+use crate::support::{migrated_db, samples_with};
 
 /// A gateway serving HTTPS on an ephemeral port until [`HttpsGateway::stop`].
 struct HttpsGateway {
@@ -85,18 +85,6 @@ async fn assert_no_content(resp: reqwest::Response) {
     );
 }
 
-/// Rows of `metric` in `db.samples_local` over all shards.
-async fn metric_rows(rig: &Rig, db: &str, metric: &str) -> u64 {
-    per_shard_counts(
-        rig,
-        &format!("{db}.samples_local"),
-        &format!("metric = '{metric}'"),
-    )
-    .await
-    .iter()
-    .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_listener_takes_rows_with_a_certificate_the_client_trusts() {
     let rig = rig().await;
@@ -109,7 +97,7 @@ async fn https_listener_takes_rows_with_a_certificate_the_client_trusts() {
     let gw = HttpsGateway::start(rig, rig.topology().clone(), &pki, cfg).await;
     let client = https_client(pki.ca_pem().as_bytes());
     assert_no_content(gw.write(&client, "tls_probe").await).await;
-    assert_eq!(metric_rows(rig, &db, "tls_probe").await, 2);
+    assert_eq!(samples_with(rig, &db, "metric", "tls_probe").await, 2);
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/healthz", gw.port))
         .send()
@@ -154,7 +142,7 @@ async fn tls_end_to_end_client_to_gateway_to_clickhouse_over_https() {
     let gw = HttpsGateway::start(rig, https_only(rig.topology()), &pki, cfg.clone()).await;
     assert_no_content(gw.write(&client, "tls_e2e").await).await;
     gw.stop().await;
-    assert_eq!(metric_rows(rig, &db, "tls_e2e").await, 2);
+    assert_eq!(samples_with(rig, &db, "metric", "tls_e2e").await, 2);
 
     // 2. The gateway verifies ClickHouse's certificate: trusting another CA, nothing is written.
     let mut wrong = https_only(rig.topology());
@@ -170,7 +158,7 @@ async fn tls_end_to_end_client_to_gateway_to_clickhouse_over_https() {
     );
     let _ = gw.stop.send(());
     let _ = gw.task.await;
-    assert_eq!(metric_rows(rig, &db, "tls_wrong_ca").await, 0);
+    assert_eq!(samples_with(rig, &db, "metric", "tls_wrong_ca").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +177,7 @@ async fn haproxy_terminates_tls_in_front_of_the_rigs_gateways() {
     let client = https_client(&std::fs::read(&tls.ca).expect("rig CA"));
     let metric = rig.unique_name("haproxy_tls");
     assert_no_content(post_two_lines(&client, port, &metric).await).await;
-    assert_eq!(metric_rows(rig, &db, &metric).await, 2);
+    assert_eq!(samples_with(rig, &db, "metric", &metric).await, 2);
     // Without the CA the certificate is not trusted.
     let untrusted = reqwest::Client::new()
         .get(format!("https://127.0.0.1:{port}/healthz"))
