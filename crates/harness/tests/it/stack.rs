@@ -7,10 +7,8 @@ use chgate_localstack::UpOptions;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_with_the_configured_role() {
     let rig = rig().await;
-    let (client, conn) = tokio_postgres::connect(&rig.postgres_dsn(), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", rig.log_tail("postgres")));
-    tokio::spawn(conn);
+    // Over TLS with the rig's [tls], as chgate connects (Rig::postgres panics with the log tail).
+    let client = rig.postgres("postgres").await;
     let row = client
         .query_one("SELECT current_user::text, version()", &[])
         .await
