@@ -8,6 +8,9 @@
 //! - `steady` = the gateway's normal state: every series was written within `series_refresh`,
 //!   so the series cache skips series rows and a request becomes sample rows only. `cold` =
 //!   every series is new: each also gets its series row (label arrays) encoded.
+//! - `remote_write` is one request of 100k samples; `remote_write_2k_requests` the same samples
+//!   as Prometheus sends them by default (`max_samples_per_send` = 2,000), each request decoded
+//!   and encoded on its own as the gateway does.
 #![allow(missing_docs)]
 
 use chgate_gateway::catalog::TableSchema;
@@ -124,38 +127,80 @@ impl Series {
 enum Input {
     Influx(Vec<u8>),
     RemoteWrite(Vec<u8>),
+    /// The same samples in requests of [`PROMETHEUS_BATCH`] samples, each its own request.
+    RemoteWriteRequests(Vec<Vec<u8>>),
 }
+
+/// Prometheus's default `queue_config.max_samples_per_send`.
+const PROMETHEUS_BATCH: usize = 2_000;
 
 fn build(
     input: &Input,
     schemas: &(TableSchema, TableSchema),
     want: &mut dyn SeriesFilter,
 ) -> SampleRows {
-    let mut b = SamplesBuilder::new((&schemas.0, &schemas.1), "", 0, want);
     match input {
-        Input::Influx(body) => {
-            b.reserve(body.len() / 40);
-            let report = influx::decode_bytes_to(body, influx::Precision::Nanoseconds, 0, &mut b);
-            assert!(report.errors.is_empty());
+        Input::Influx(body) => build_one(false, body, schemas, want),
+        Input::RemoteWrite(body) => build_one(true, body, schemas, want),
+        Input::RemoteWriteRequests(bodies) => {
+            // Warming up: every request's series enter the caches.
+            let mut last = None;
+            for body in bodies {
+                last = Some(build_one(true, body, schemas, want));
+            }
+            last.expect("at least one request")
         }
-        Input::RemoteWrite(body) => {
-            b.reserve(remote_write::samples_hint(body));
-            remote_write::decode_to(body, usize::MAX, &mut b).expect("decodes");
-        }
+    }
+}
+
+/// One request body → rows.
+fn build_one(
+    remote: bool,
+    body: &[u8],
+    schemas: &(TableSchema, TableSchema),
+    want: &mut dyn SeriesFilter,
+) -> SampleRows {
+    let mut b = SamplesBuilder::new((&schemas.0, &schemas.1), "", 0, want);
+    if remote {
+        b.reserve(remote_write::samples_hint(body));
+        remote_write::decode_to(body, usize::MAX, &mut b).expect("decodes");
+    } else {
+        b.reserve(body.len() / 40);
+        let report = influx::decode_bytes_to(body, influx::Precision::Nanoseconds, 0, &mut b);
+        assert!(report.errors.is_empty());
     }
     b.finish()
 }
 
-/// One request: body → rows → encoded blocks; returns the bytes produced.
+/// Every request of `input`: body → rows → encoded blocks; returns the bytes produced.
 fn once(
     input: &Input,
     schemas: &(TableSchema, TableSchema),
     series: &Series,
     format: Format,
 ) -> usize {
+    match input {
+        Input::Influx(body) => request(false, body, schemas, series, format),
+        Input::RemoteWrite(body) => request(true, body, schemas, series, format),
+        Input::RemoteWriteRequests(bodies) => bodies
+            .iter()
+            .map(|body| request(true, body, schemas, series, format))
+            .sum(),
+    }
+}
+
+/// One request: body → rows → encoded blocks; returns the bytes produced.
+fn request(
+    remote: bool,
+    body: &[u8],
+    schemas: &(TableSchema, TableSchema),
+    series: &Series,
+    format: Format,
+) -> usize {
     let rows = match series {
-        Series::Steady(cache) => build(
-            input,
+        Series::Steady(cache) => build_one(
+            remote,
+            body,
             schemas,
             &mut CachedSeries {
                 cache,
@@ -165,7 +210,7 @@ fn once(
         ),
         Series::Cold => {
             let mut seen = IdSet::default();
-            build(input, schemas, &mut |id| seen.insert(id))
+            build_one(remote, body, schemas, &mut |id| seen.insert(id))
         }
     };
     encode_rows(format, &rows)
@@ -179,6 +224,15 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
         (
             "remote_write",
             Input::RemoteWrite(remote_write::encode(&samples)),
+        ),
+        (
+            "remote_write_2k_requests",
+            Input::RemoteWriteRequests(
+                samples
+                    .chunks(PROMETHEUS_BATCH)
+                    .map(remote_write::encode)
+                    .collect(),
+            ),
         ),
     ];
     let mut g = c.benchmark_group("parse_encode");
