@@ -196,17 +196,21 @@ async fn up_works_and_the_ledger_stays_readable_with_one_keeper_node_down() {
 
 #[tokio::test]
 async fn sigkilled_cli_process_mid_migration_is_resumed_by_the_next_up() {
+    const STATEMENTS: u32 = 30;
     let rig = chgate_harness::rig().await;
     let _g = shared().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let stmts: Vec<String> = (1..=10)
+    // Thirty statements, killed once two are recorded: the rest take seconds (each ON CLUSTER
+    // DDL waits for every host), so the kill lands mid-migration even when the poll is slow
+    // (with ten, a loaded machine once saw the first up finish before the poll saw statement 2).
+    let stmts: Vec<String> = (1..=STATEMENTS)
         .map(|i| {
             format!(
                 "CREATE TABLE IF NOT EXISTS ${{database}}.t{i} ON CLUSTER ${{cluster}} (x UInt8) ENGINE = Memory;"
             )
         })
         .collect();
-    write_dir(dir.path(), &[("V1__ten.sql", &stmts.join("\n"))]);
+    write_dir(dir.path(), &[("V1__many.sql", &stmts.join("\n"))]);
     let mut opts = options(rig, "mig_sigkill");
     opts.dir = Some(dir.path().to_owned());
     let db = opts.database.clone().expect("db");
@@ -244,7 +248,10 @@ async fn sigkilled_cli_process_mid_migration_is_resumed_by_the_next_up() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let _ = child.wait();
-    assert!(killed_at < 10, "killed before the end (at {killed_at})");
+    assert!(
+        killed_at < STATEMENTS,
+        "killed before the end (at {killed_at})"
+    );
     let started = Instant::now();
     let out = up().output().expect("rerun");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -268,8 +275,8 @@ async fn sigkilled_cli_process_mid_migration_is_resumed_by_the_next_up() {
     );
     assert_eq!(
         tables_on(rig, 0, &db).await.len(),
-        11,
-        "ten tables and the ledger"
+        STATEMENTS as usize + 1,
+        "every table and the ledger"
     );
     migrator(rig, &opts).verify().await.expect("verify passes");
 }
