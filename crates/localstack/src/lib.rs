@@ -232,10 +232,10 @@ impl Stack {
         if opts.install {
             report.installed = install::ensure_packages(progress)?;
         }
+        let _lock = self.lock()?;
         for user in account::ensure_users(&self.services)? {
             progress(&format!("created system user {user}"));
         }
-        let _lock = self.lock()?;
         let ch_password = self.clickhouse_password()?;
         let pg_password = self.postgres_password()?;
         prepare::ensure_secret(&self.topology.grafana.secret_key, &self.state_dir)?;
