@@ -125,7 +125,8 @@ pub fn ensure_users(services: &[Service]) -> Result<Vec<String>, StackError> {
             .map_err(|e| StackError::Install {
                 reason: format!("cannot run useradd for system user `{name}`: {e}"),
             })?;
-        if !out.status.success() {
+        // Another `up` (of another rig) may have created it meanwhile: that is success too.
+        if !out.status.success() && lookup(name).is_none() {
             return Err(StackError::Install {
                 reason: format!(
                     "useradd {name} failed: {}",
