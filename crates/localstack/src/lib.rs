@@ -29,6 +29,7 @@ pub mod prepare;
 pub mod probe;
 pub mod process;
 pub mod ready;
+pub mod stage;
 pub mod status;
 pub mod tls;
 
@@ -119,7 +120,11 @@ pub struct Stack {
     topology: Topology,
     state_dir: PathBuf,
     services: Vec<Service>,
+    /// What the gateways run: the caller's binary and topology, or their staged copies
+    /// ([`stage`]) when the gateways run as their own user.
     gateway: Option<plan::GatewayCommand>,
+    /// The caller's binary and topology, staged before each gateway start (root only).
+    gateway_source: Option<plan::GatewayCommand>,
 }
 
 /// Options of [`Stack::up`].
@@ -163,12 +168,21 @@ impl Stack {
     }
 
     fn build(loaded: &LoadedTopology, cmd: Option<&plan::GatewayCommand>) -> Self {
-        let services = plan::services(&loaded.topology, &loaded.state_dir, cmd);
+        // Run as their own user, the gateways start from copies inside the state directory:
+        // the caller's checkout and build directory may be out of that user's reach.
+        let (gateway, gateway_source) = match cmd {
+            Some(cmd) if account::caller_is_root() => {
+                (Some(stage::staged(&loaded.state_dir)), Some(cmd.clone()))
+            }
+            other => (other.cloned(), None),
+        };
+        let services = plan::services(&loaded.topology, &loaded.state_dir, gateway.as_ref());
         Stack {
             topology: loaded.topology.clone(),
             state_dir: loaded.state_dir.clone(),
             services,
-            gateway: cmd.cloned(),
+            gateway,
+            gateway_source,
         }
     }
 
@@ -332,6 +346,9 @@ impl Stack {
                 }
             }
             Role::Gateway => {
+                if let Some(source) = &self.gateway_source {
+                    stage::stage(source, &self.state_dir)?;
+                }
                 if let Some(cmd) = &self.gateway {
                     account::require_access(svc, a, &cmd.exe, "-x", "the chgate binary")?;
                     account::require_access(svc, a, &cmd.topology, "-r", "the topology file")?;
