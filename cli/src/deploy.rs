@@ -20,6 +20,7 @@ pub enum DeployCommand {
     /// of the whole topology, one file per component in start order. No secret value is
     /// rendered: pods reference the Secret `chgate-secrets` (see `chgate deploy secret`).
     /// Apply to a cluster with: chgate deploy secret | kubectl apply -f - && kubectl apply -f DIR
+    /// A topology with a [tls] section is refused (not deployable to pods yet).
     Render {
         /// Directory to write `1-keeper.yaml` ... `6-haproxy.yaml` to; stdout when absent.
         #[arg(long)]
@@ -44,6 +45,8 @@ pub enum DeployCommand {
     /// migrations (`chgate migrate up`) and provision Grafana's datasource
     /// (`chgate grafana provision --missing-ok`). Local images: build them first with
     /// podman/images/build.sh; Grafana is skipped with them (no offline image exists).
+    /// A topology with a [tls] section is refused before anything starts: the pods would not
+    /// get its CA, certificate and key (use a copy without [tls], or `chgate local up`).
     Up {
         #[command(flatten)]
         images: ImageArgs,
@@ -165,6 +168,7 @@ fn render(
     images: &Images,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    deploy::check_supported(&loaded.topology)?;
     let m = manifest::build(&loaded.topology, images)?;
     let Some(dir) = out else {
         let docs: Vec<_> = m.objects.iter().map(|o| o.value.clone()).collect();

@@ -142,15 +142,46 @@ pub fn check_images(images: &Images) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// Refuses a topology the pods cannot run as written. Today: `[tls]`. The pod-side renderers
+/// point ClickHouse's `<openSSL>` and HAProxy's `ssl crt` at `/etc/chgate/tls`, but nothing puts
+/// the CA, certificate and key there: podman 4.3's `kube play` crashes on `secret` volumes, and
+/// key material must not go into a rendered file. ClickHouse would not start its HTTPS port,
+/// HAProxy would not start at all and the gateways' HTTPS to ClickHouse would fail — so `up`
+/// (and `render`) stop before touching anything and say so. Only file paths are named.
+///
+/// # Errors
+/// [`DeployError::Unsupported`] for a topology with `[tls]`.
+pub fn check_supported(t: &Topology) -> Result<(), DeployError> {
+    let Some(tls) = &t.tls else {
+        return Ok(());
+    };
+    Err(DeployError::Unsupported {
+        feature: "[tls]".into(),
+        reason: format!(
+            "the pods would not get the CA, certificate and key ({}, {}, {}): they are not \
+             mounted into any container (podman 4.3's kube play cannot mount Secret volumes and \
+             key material is never rendered into a file), so ClickHouse's HTTPS port, HAProxy's \
+             TLS gateway front and the gateways' HTTPS to ClickHouse would fail. Deploy a copy \
+             of the topology without the [tls] section, or run TLS on the local rig \
+             (`chgate local up`)",
+            tls.ca.display(),
+            tls.cert.display(),
+            tls.key.display()
+        ),
+    })
+}
+
 /// Brings everything up, component by component; `progress` gets one line per step.
 ///
 /// # Errors
-/// Setup, image, secret, podman and readiness errors ([`DeployError`]).
+/// [`DeployError::Unsupported`] (see [`check_supported`]) before anything is touched; setup,
+/// image, secret, podman and readiness errors ([`DeployError`]).
 pub async fn up(
     loaded: &LoadedTopology,
     s: &Settings,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<Step>, DeployError> {
+    check_supported(&loaded.topology)?;
     for line in podman::setup(&s.network)? {
         progress(&line);
     }

@@ -87,4 +87,12 @@ pub enum DeployError {
     /// Host setup (packages, containers.conf) failed.
     #[error("host setup: {0}")]
     Setup(String),
+    /// The topology uses something `chgate deploy` cannot deploy (yet).
+    #[error("chgate deploy does not support {feature}: {reason}")]
+    Unsupported {
+        /// The topology feature, e.g. `[tls]`.
+        feature: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
 }

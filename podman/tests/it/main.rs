@@ -1,10 +1,12 @@
 //! Integration tests of chgate-podman: golden files of the rendered manifests, a Kubernetes
 //! schema check of every object (kubernetes-validate, strict, against the published core/v1
-//! schemas), and `podman kube play` of every component with the offline images.
+//! schemas), `podman kube play` of every component with the offline images, and the refusal of
+//! `[tls]` topologies.
 
 mod golden;
 mod kube_play;
 mod schema;
+mod tls;
 
 use chgate_podman::{manifest, Images};
 use chgate_topology::Topology;
