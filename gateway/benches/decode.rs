@@ -147,6 +147,10 @@ fn bench_otlp(c: &mut Criterion<ThreadCpu>) {
         let pb = otlp::Encoding::Protobuf;
         b.iter(|| otlp::decode_to(pb, &body, &opts, &mut CountingSink::default()))
     });
+    // The same through prost's owned messages (the reference decoder the reader replaced).
+    g.bench_function("decode_protobuf_to_sink_prost", |b| {
+        b.iter(|| otlp::decode_to_prost(&body, &opts, &mut CountingSink::default()))
+    });
     g.bench_function("decode_json_to_sink", |b| {
         let js = otlp::Encoding::Json;
         b.iter(|| otlp::decode_to(js, &json, &opts, &mut CountingSink::default()))
@@ -250,6 +254,9 @@ fn bench_fixtures(c: &mut Criterion<ThreadCpu>) {
         let (pb, opts) = (otlp::Encoding::Protobuf, otlp::OtlpOptions::default());
         g.bench_function("otel_python_otlp_to_sink", |b| {
             b.iter(|| otlp::decode_to(pb, &body, &opts, &mut CountingSink::default()))
+        });
+        g.bench_function("otel_python_otlp_to_sink_prost", |b| {
+            b.iter(|| otlp::decode_to_prost(&body, &opts, &mut CountingSink::default()))
         });
     }
     g.finish();

@@ -25,6 +25,7 @@ pub mod influx;
 pub mod otlp;
 pub mod remote_write;
 pub mod series;
+mod wire;
 
 pub use error::DecodeError;
 

@@ -15,11 +15,14 @@
 //!
 //! [`decode_to`] decodes either encoding into any [`SampleSink`] (the gateway's samples builder):
 //! each point's merged, sorted label set is handed once (once per bucket or quantile for
-//! histograms and summaries), then its samples. [`decode_protobuf`], [`decode_json`] and
+//! histograms and summaries), then its samples. Protobuf goes through the zero-copy reader in
+//! `wire` (names and values borrowed from the body); [`decode_to_prost`] is the same through
+//! prost's owned [`messages`], kept as the reference it is tested against. [`decode_protobuf`], [`decode_json`] and
 //! [`to_samples`] are the same mapping collected into owned [`Sample`]s.
 
 mod json;
 pub mod messages;
+mod wire;
 
 use messages::{
     ExponentialHistogramDataPoint, ExportMetricsServiceRequest, HistogramDataPoint, KeyValue,
@@ -120,7 +123,8 @@ pub fn decode_json_with(body: &[u8], opts: &OtlpOptions) -> Result<Vec<Sample>, 
 /// caller discards them (the request is rejected whole).
 ///
 /// # Errors
-/// [`DecodeError::Protobuf`] for bytes that are not the message, [`DecodeError::Json`] (with
+/// [`DecodeError::Malformed`] (reason and byte offset) for bytes that are not the message,
+/// [`DecodeError::Json`] (with
 /// line and column) for malformed JSON or a field of the wrong type,
 /// [`DecodeError::InvalidMetric`] naming the metric whose points are inconsistent.
 pub fn decode_to<S: SampleSink>(
@@ -129,17 +133,33 @@ pub fn decode_to<S: SampleSink>(
     opts: &OtlpOptions,
     sink: &mut S,
 ) -> Result<usize, DecodeError> {
-    let request: ExportMetricsServiceRequest = match encoding {
-        Encoding::Protobuf => {
-            prost::Message::decode(body).map_err(|source| DecodeError::Protobuf {
-                message: "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
-                source,
-            })?
-        }
+    match encoding {
+        Encoding::Protobuf => wire::decode_to(body, opts, sink),
         Encoding::Json => {
-            serde_json::from_slice(body).map_err(|source| DecodeError::Json { source })?
+            let request: ExportMetricsServiceRequest =
+                serde_json::from_slice(body).map_err(|source| DecodeError::Json { source })?;
+            to_sink(&request, opts, sink)
         }
-    };
+    }
+}
+
+/// The reference protobuf decoder: prost's owned [`messages`], then [`to_sink`]. Gives the
+/// same sink calls as [`decode_to`] with [`Encoding::Protobuf`] (the zero-copy reader the
+/// gateway uses; tests compare the two) and the same acceptance, with prost's error text
+/// ([`DecodeError::Protobuf`], no byte offset) instead.
+///
+/// # Errors
+/// [`DecodeError::Protobuf`] for bytes that are not the message, else as [`to_sink`].
+pub fn decode_to_prost<S: SampleSink>(
+    body: &[u8],
+    opts: &OtlpOptions,
+    sink: &mut S,
+) -> Result<usize, DecodeError> {
+    let request: ExportMetricsServiceRequest =
+        prost::Message::decode(body).map_err(|source| DecodeError::Protobuf {
+            message: "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
+            source,
+        })?;
     to_sink(&request, opts, sink)
 }
 
@@ -312,7 +332,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
     fn metric(&mut self, metric: &'s Metric) -> Result<(), DecodeError> {
         let name = sanitize_name(&metric.name);
         if name.is_empty() {
-            return Err(invalid(metric, "metric has an empty name"));
+            return Err(invalid(&metric.name, "metric has an empty name"));
         }
         let numbers = metric.gauge.iter().flat_map(|g| &g.data_points);
         let sums = metric.sum.iter().flat_map(|s| &s.data_points);
@@ -348,7 +368,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
         name: &str,
         p: &'s NumberDataPoint,
     ) -> Result<(), DecodeError> {
-        let ts = timestamp(metric, p.time_unix_nano)?;
+        let ts = timestamp(&metric.name, p.time_unix_nano)?;
         let value = match (p.as_double, p.as_int) {
             _ if p.flags & FLAG_NO_RECORDED_VALUE != 0 => f64::from_bits(STALE_NAN),
             (Some(d), _) => d,
@@ -371,7 +391,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
         let point = self.point(metric, p.time_unix_nano, p.flags, &p.attributes)?;
         if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
             return Err(invalid(
-                metric,
+                &metric.name,
                 &format!(
                     "histogram point has {} bucket_counts for {} explicit_bounds (want bounds + 1)",
                     p.bucket_counts.len(),
@@ -400,7 +420,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
         let point = self.point(metric, p.time_unix_nano, p.flags, &p.attributes)?;
         if !(-10..=20).contains(&p.scale) {
             return Err(invalid(
-                metric,
+                &metric.name,
                 &format!(
                     "exponential histogram scale {} is outside -10..=20",
                     p.scale
@@ -511,7 +531,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
         flags: u32,
         attrs: &'s [KeyValue],
     ) -> Result<Point, DecodeError> {
-        let ts = timestamp(metric, time_unix_nano)?;
+        let ts = timestamp(&metric.name, time_unix_nano)?;
         self.point_labels(attrs);
         Ok(Point {
             ts,
@@ -522,11 +542,23 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
     /// Final label set of a point: base + point attributes, later entries winning on equal
     /// names, empty values and `__name__` dropped, sorted by name.
     fn point_labels(&mut self, attrs: &'s [KeyValue]) {
+        self.start_labels();
+        push_attributes(&mut self.labels, attrs.iter());
+        self.settle_labels();
+    }
+
+    /// Starts a point's label set: the scope's `base`; its attributes are pushed next.
+    fn start_labels(&mut self) {
         let labels = &mut self.labels;
         labels.clear();
         let base = self.base.iter();
         labels.extend(base.map(|(n, v)| (Cow::Borrowed(n.as_ref()), Cow::Borrowed(v.as_ref()))));
-        push_attributes(labels, attrs.iter());
+    }
+
+    /// Settles the label set pushed since [`Mapper::start_labels`]: later entries win on
+    /// equal names, empty values and `__name__` are dropped, sorted by name.
+    fn settle_labels(&mut self) {
+        let labels = &mut self.labels;
         // Stable sort keeps push order within a name: the last one is the winner.
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         labels.dedup_by(|later, kept| {
@@ -546,7 +578,7 @@ impl<'s, S: SampleSink> Mapper<'s, '_, S> {
 }
 
 /// A point's time in ms: `time_unix_nano` floored; 0 (unset) is an error.
-fn timestamp(metric: &Metric, ns: u64) -> Result<i64, DecodeError> {
+fn timestamp(metric: &str, ns: u64) -> Result<i64, DecodeError> {
     if ns == 0 {
         return Err(invalid(metric, "data point has no time_unix_nano"));
     }
@@ -569,9 +601,9 @@ fn push_bound(out: &mut String, b: f64) {
     }
 }
 
-fn invalid(metric: &Metric, reason: &str) -> DecodeError {
+fn invalid(metric: &str, reason: &str) -> DecodeError {
     DecodeError::InvalidMetric {
-        metric: metric.name.clone(),
+        metric: metric.to_owned(),
         reason: reason.to_owned(),
     }
 }
@@ -913,7 +945,10 @@ mod tests {
         assert!(matches!(err, DecodeError::Json { .. }), "{err}");
         assert!(err.to_string().contains("column"), "{err}");
         let err = decode_protobuf(b"\xff\xff").expect_err("bad");
-        assert!(matches!(err, DecodeError::Protobuf { .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::Malformed { offset: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,115 +6,8 @@
 //! faster, see bench/RESULTS.md). It follows the protobuf wire format: unknown fields of any
 //! wire type are skipped, a repeated scalar keeps its last value, strings must be UTF-8.
 
+use super::super::wire::{Reader, Wire, FIXED64, LEN, VARINT};
 use super::super::{DecodeError, Sample, SampleRef, SampleSink};
-
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
-
-/// Protobuf cursor over one message.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    /// Offset of `buf` in the whole request, for error messages.
-    base: usize,
-}
-
-type Wire<T> = Result<T, (&'static str, usize)>;
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
-        Self { buf, pos: 0, base }
-    }
-
-    fn fail<T>(&self, reason: &'static str) -> Wire<T> {
-        Err((reason, self.base + self.pos))
-    }
-
-    #[inline(always)]
-    fn varint(&mut self) -> Wire<u64> {
-        // Tags and most lengths are one byte.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(b));
-            }
-        }
-        self.varint_slow()
-    }
-
-    #[inline(never)]
-    fn varint_slow(&mut self) -> Wire<u64> {
-        let start = self.pos;
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(("truncated varint", self.base + start));
-            };
-            self.pos += 1;
-            value |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(("varint longer than 10 bytes", self.base + start))
-    }
-
-    /// Next `(field number, wire type)`, or `None` at the end of the message.
-    #[inline(always)]
-    fn key(&mut self) -> Wire<Option<(u64, u8)>> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        Ok(Some((key >> 3, (key & 7) as u8)))
-    }
-
-    #[inline(always)]
-    fn take(&mut self, n: usize) -> Wire<&'a [u8]> {
-        match self.pos.checked_add(n) {
-            Some(end) if end <= self.buf.len() => {
-                let out = &self.buf[self.pos..end];
-                self.pos = end;
-                Ok(out)
-            }
-            _ => self.fail("length runs past the end of the message"),
-        }
-    }
-
-    /// A length-delimited field's bytes and their offset in the request.
-    #[inline(always)]
-    fn len_delimited(&mut self) -> Wire<(&'a [u8], usize)> {
-        let n = self.varint()?;
-        let n = usize::try_from(n).or_else(|_| self.fail("length too large"))?;
-        let at = self.base + self.pos;
-        Ok((self.take(n)?, at))
-    }
-
-    #[inline(always)]
-    fn str(&mut self) -> Wire<&'a str> {
-        let (bytes, at) = self.len_delimited()?;
-        std::str::from_utf8(bytes).map_err(|_| ("string is not valid UTF-8", at))
-    }
-
-    fn fixed64(&mut self) -> Wire<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    fn skip(&mut self, wire: u8) -> Wire<()> {
-        match wire {
-            VARINT => self.varint().map(drop),
-            FIXED64 => self.take(8).map(drop),
-            LEN => self.len_delimited().map(drop),
-            FIXED32 => self.take(4).map(drop),
-            _ => self.fail("unsupported wire type (groups are not used by remote_write)"),
-        }
-    }
-}
 
 /// Scratch space reused across series.
 #[derive(Default)]
@@ -225,7 +118,7 @@ pub fn decode_to_sink<S: SampleSink>(raw: &[u8], sink: &mut S) -> Result<usize, 
 fn label_prefix(bytes: &[u8]) -> Wire<&[u8]> {
     let mut r = Reader::new(bytes, 0);
     loop {
-        let start = r.pos;
+        let start = r.pos();
         match r.key()? {
             Some((1, LEN)) => {
                 r.len_delimited()?;
