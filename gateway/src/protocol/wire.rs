@@ -55,6 +55,17 @@ impl<'a> Reader<'a> {
     /// A varint; a 10th byte above 1 (bits beyond 64) is ignored.
     #[inline(always)]
     pub(crate) fn varint(&mut self) -> Wire<u64> {
+        self.varint_checked(false)
+    }
+
+    /// A varint as prost reads it: a 10th byte above 1 overflows 64 bits and is an error.
+    #[inline(always)]
+    pub(crate) fn varint_strict(&mut self) -> Wire<u64> {
+        self.varint_checked(true)
+    }
+
+    #[inline(always)]
+    fn varint_checked(&mut self, strict: bool) -> Wire<u64> {
         // Tags and most lengths are one byte.
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
@@ -62,19 +73,7 @@ impl<'a> Reader<'a> {
                 return Ok(u64::from(b));
             }
         }
-        self.varint_slow(false)
-    }
-
-    /// A varint as prost reads it: a 10th byte above 1 overflows 64 bits and is an error.
-    #[inline(always)]
-    pub(crate) fn varint_strict(&mut self) -> Wire<u64> {
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(b));
-            }
-        }
-        self.varint_slow(true)
+        self.varint_slow(strict)
     }
 
     #[inline(never)]

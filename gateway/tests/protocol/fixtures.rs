@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chgate_gateway::protocol::{influx, otlp, remote_write, Sample};
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("CHGATE_FIXTURES").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real-clients"),
         PathBuf::from,

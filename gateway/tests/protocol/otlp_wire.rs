@@ -3,12 +3,12 @@
 //! and resource-attribute option, for the real OTel Python body, for generated requests and
 //! for mutated ones; and the same acceptance of hand-built wire-format corner cases.
 
-use std::path::PathBuf;
-
 use chgate_gateway::protocol::otlp::messages::*;
 use chgate_gateway::protocol::otlp::{self, Encoding, OtlpOptions, ResourceAttributes};
 use chgate_gateway::protocol::{DecodeError, SampleSink};
 use proptest::prelude::*;
+
+use crate::fixtures::fixture;
 
 /// Every sink call, in order (values as bits, so NaN payloads compare).
 #[derive(Debug, Default, PartialEq)]
@@ -410,15 +410,6 @@ fn mapping_errors_are_the_same() {
             (&Outcome::Malformed, &Outcome::Malformed)
         );
     }
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("CHGATE_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real-clients"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {} missing: {e}", path.display()))
 }
 
 #[test]
