@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chgate_podman::deploy::{self, Settings};
 use chgate_podman::manifest::{self, Component};
 use chgate_podman::secrets::SecretValues;
+use chgate_podman::tls::TlsFiles;
 use chgate_podman::{yaml, Images};
 use chgate_topology::LoadedTopology;
 use clap::{Args, Subcommand, ValueEnum};
@@ -20,7 +21,7 @@ pub enum DeployCommand {
     /// of the whole topology, one file per component in start order. No secret value is
     /// rendered: pods reference the Secret `chgate-secrets` (see `chgate deploy secret`).
     /// Apply to a cluster with: chgate deploy secret | kubectl apply -f - && kubectl apply -f DIR
-    /// A topology with a [tls] section is refused (not deployable to pods yet).
+    /// With [tls], pods mount the Secret `chgate-tls` read-only at /etc/chgate/tls.
     Render {
         /// Directory to write `1-keeper.yaml` ... `6-haproxy.yaml` to; stdout when absent.
         #[arg(long)]
@@ -29,8 +30,9 @@ pub enum DeployCommand {
         images: ImageArgs,
     },
     /// Print the Kubernetes Secret `chgate-secrets` resolved from the topology's secret
-    /// references (missing `file` secrets are generated). Refuses a terminal: pipe it, e.g.
-    /// `chgate deploy secret | kubectl apply -f -`.
+    /// references (missing `file` secrets are generated), and with [tls] the Secret `chgate-tls`
+    /// (ca.crt, tls.crt, tls.key, haproxy.pem; a local CA is generated when no file exists).
+    /// Refuses a terminal: pipe it, e.g. `chgate deploy secret | kubectl apply -f -`.
     Secret,
     /// Prepare this host for podman as root (idempotent): install podman, runc, netavark,
     /// aardvark-dns, iptables, debootstrap; set default_ulimits = [] and runtime = "runc" in
@@ -45,8 +47,10 @@ pub enum DeployCommand {
     /// migrations (`chgate migrate up`) and provision Grafana's datasource
     /// (`chgate grafana provision --missing-ok`). Local images: build them first with
     /// podman/images/build.sh; Grafana is skipped with them (no offline image exists).
-    /// A topology with a [tls] section is refused before anything starts: the pods would not
-    /// get its CA, certificate and key (use a copy without [tls], or `chgate local up`).
+    /// With [tls] (a local CA is generated when no file exists) the pods get the CA,
+    /// certificate and key read-only at /etc/chgate/tls (copies per pod user under
+    /// <state_dir>/pods-tls); ClickHouse also serves HTTPS, HAProxy its TLS gateway front,
+    /// PostgreSQL SSL. The certificate must be valid for network.listen (e.g. 127.0.0.1).
     Up {
         #[command(flatten)]
         images: ImageArgs,
@@ -168,7 +172,6 @@ fn render(
     images: &Images,
     out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    deploy::check_supported(&loaded.topology)?;
     let m = manifest::build(&loaded.topology, images)?;
     let Some(dir) = out else {
         let docs: Vec<_> = m.objects.iter().map(|o| o.value.clone()).collect();
@@ -211,7 +214,11 @@ fn secret(loaded: &LoadedTopology) -> anyhow::Result<ExitCode> {
         map.remove(manifest::INSTANCE_LABEL);
         map.remove(manifest::COMPONENT_LABEL);
     }
-    print!("{}", yaml::to_yaml(&values.kubernetes_secret(&labels)));
+    let mut docs = vec![values.kubernetes_secret(&labels)];
+    if let Some(tls) = TlsFiles::resolve(loaded)? {
+        docs.push(tls.kubernetes_secret(&labels));
+    }
+    print!("{}", yaml::to_yaml_stream(&docs));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,14 +5,16 @@
 //! answers from the host through its loopback hostPorts — the same probes as `chgate local`.
 //! `down` removes only pods labelled with chgate's manager label and this topology's cluster.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chgate_localstack::probe;
 use chgate_topology::{LoadedTopology, Topology};
 
 use crate::images::{Flavor, Images};
-use crate::manifest::{self, Component, Manifest, CLUSTER_LABEL, MANAGED_BY};
+use crate::manifest::{self, Component, Manifest, CLUSTER_LABEL, MANAGED_BY, TLS_VOLUME};
 use crate::secrets::{SecretValues, SECRET_NAME};
+use crate::tls::{self, TlsFiles};
 use crate::{podman, yaml, DeployError};
 
 /// Settings of `up` / `down` / `status`.
@@ -60,15 +62,61 @@ pub fn selector(t: &Topology) -> Vec<String> {
 
 /// The YAML podman plays for one component: everything but Services (podman gives pods DNS
 /// names itself; the Services are for Kubernetes) and claims whose volume already exists
-/// (`kube play` refuses to create it twice; the data in it is kept).
-pub fn podman_yaml(m: &Manifest, c: Component, volume_exists: &dyn Fn(&str) -> bool) -> String {
+/// (`kube play` refuses to create it twice; the data in it is kept). With `tls_dir`, each pod's
+/// `[tls]` Secret volume becomes the read-only `hostPath` `tls_dir/<the pod's runAsUser>` (podman
+/// 4.3 cannot mount `secret` volumes; `up` stages those copies with [`TlsFiles::stage`]).
+pub fn podman_yaml(
+    m: &Manifest,
+    c: Component,
+    volume_exists: &dyn Fn(&str) -> bool,
+    tls_dir: Option<&Path>,
+) -> String {
     let docs: Vec<serde_json::Value> = m
         .group(c)
         .filter(|o| o.kind != "Service")
         .filter(|o| o.kind != "PersistentVolumeClaim" || !volume_exists(&o.name))
-        .map(|o| o.value.clone())
+        .map(|o| {
+            let mut v = o.value.clone();
+            if let (Some(dir), "Pod") = (tls_dir, o.kind) {
+                let uid = pod_user(&v);
+                if let Some(vols) = v["spec"]["volumes"].as_array_mut() {
+                    for vol in vols.iter_mut().filter(|x| x["name"] == TLS_VOLUME) {
+                        *vol = serde_json::json!({
+                            "name": TLS_VOLUME,
+                            "hostPath": {
+                                "path": dir.join(uid.to_string()).display().to_string(),
+                                "type": "Directory",
+                            },
+                        });
+                    }
+                }
+            }
+            v
+        })
         .collect();
     yaml::to_yaml_stream(&docs)
+}
+
+/// A pod's `runAsUser` (0 when unset, which the manifests never leave it).
+fn pod_user(pod: &serde_json::Value) -> u32 {
+    pod["spec"]["securityContext"]["runAsUser"]
+        .as_u64()
+        .and_then(|u| u32::try_from(u).ok())
+        .unwrap_or(0)
+}
+
+/// The users of the pods that mount the `[tls]` volume.
+pub fn tls_users(m: &Manifest) -> std::collections::BTreeSet<u32> {
+    m.objects
+        .iter()
+        .filter(|o| o.kind == "Pod")
+        .filter(|o| {
+            o.value["spec"]["volumes"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x["name"] == TLS_VOLUME))
+        })
+        .map(|o| pod_user(&o.value))
+        .collect()
 }
 
 fn volume_exists(name: &str) -> bool {
@@ -77,14 +125,19 @@ fn volume_exists(name: &str) -> bool {
 
 /// Plays one component. A hostPort can be briefly taken as some connection's ephemeral source
 /// port (the topology's ports lie in Linux's ephemeral range): that bind error is retried.
-fn play(m: &Manifest, c: Component, network: &str) -> Result<(), DeployError> {
+fn play(
+    m: &Manifest,
+    c: Component,
+    network: &str,
+    tls_dir: Option<&Path>,
+) -> Result<(), DeployError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         remove_pods_and_config(m, c)?;
         let r = podman::podman(
             &["kube", "play", "--replace", "--network", network, "-"],
-            Some(podman_yaml(m, c, &volume_exists).as_bytes()),
+            Some(podman_yaml(m, c, &volume_exists, tls_dir).as_bytes()),
         );
         match r {
             Err(DeployError::Podman { message, .. })
@@ -142,46 +195,15 @@ pub fn check_images(images: &Images) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Refuses a topology the pods cannot run as written. Today: `[tls]`. The pod-side renderers
-/// point ClickHouse's `<openSSL>` and HAProxy's `ssl crt` at `/etc/chgate/tls`, but nothing puts
-/// the CA, certificate and key there: podman 4.3's `kube play` crashes on `secret` volumes, and
-/// key material must not go into a rendered file. ClickHouse would not start its HTTPS port,
-/// HAProxy would not start at all and the gateways' HTTPS to ClickHouse would fail — so `up`
-/// (and `render`) stop before touching anything and say so. Only file paths are named.
-///
-/// # Errors
-/// [`DeployError::Unsupported`] for a topology with `[tls]`.
-pub fn check_supported(t: &Topology) -> Result<(), DeployError> {
-    let Some(tls) = &t.tls else {
-        return Ok(());
-    };
-    Err(DeployError::Unsupported {
-        feature: "[tls]".into(),
-        reason: format!(
-            "the pods would not get the CA, certificate and key ({}, {}, {}): they are not \
-             mounted into any container (podman 4.3's kube play cannot mount Secret volumes and \
-             key material is never rendered into a file), so ClickHouse's HTTPS port, HAProxy's \
-             TLS gateway front and the gateways' HTTPS to ClickHouse would fail. Deploy a copy \
-             of the topology without the [tls] section, or run TLS on the local rig \
-             (`chgate local up`)",
-            tls.ca.display(),
-            tls.cert.display(),
-            tls.key.display()
-        ),
-    })
-}
-
 /// Brings everything up, component by component; `progress` gets one line per step.
 ///
 /// # Errors
-/// [`DeployError::Unsupported`] (see [`check_supported`]) before anything is touched; setup,
-/// image, secret, podman and readiness errors ([`DeployError`]).
+/// Setup, image, secret, podman and readiness errors ([`DeployError`]).
 pub async fn up(
     loaded: &LoadedTopology,
     s: &Settings,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<Step>, DeployError> {
-    check_supported(&loaded.topology)?;
     for line in podman::setup(&s.network)? {
         progress(&line);
     }
@@ -189,6 +211,22 @@ pub async fn up(
     let secrets = SecretValues::resolve(loaded)?;
     podman::replace_secret(SECRET_NAME, &secrets.podman_payload())?;
     let m = manifest::build(&loaded.topology, &s.images)?;
+    let tls_dir = match TlsFiles::resolve(loaded)? {
+        Some(files) => {
+            let base = tls::staging_dir(loaded);
+            for uid in tls_users(&m) {
+                files.stage(&base, uid)?;
+            }
+            progress(&format!(
+                "[tls]: {} staged per pod user under {} (mounted read-only at {})",
+                files.names().join(", "),
+                base.display(),
+                chgate_topology::render::clickhouse::POD_TLS_DIR
+            ));
+            Some(base)
+        }
+        None => None,
+    };
     let mut steps = Vec::new();
     for c in Component::ORDER {
         let pods = m.pods(c);
@@ -208,7 +246,7 @@ pub async fn up(
             pods.join(", ")
         ));
         let started = Instant::now();
-        play(&m, c, &s.network)?;
+        play(&m, c, &s.network, tls_dir.as_deref())?;
         wait_ready(loaded, c, &pods, started + s.timeout).await?;
         if c == Component::ClickHouse {
             progress("clickhouse: ON CLUSTER DDL and replication check");
@@ -360,7 +398,7 @@ pub struct DownReport {
 }
 
 /// Removes this topology's pods (only pods carrying its labels); with `volumes`, also the data
-/// volumes the manifest names; and the deploy-time podman secret.
+/// volumes the manifest names; the deploy-time podman secret and the pods' `[tls]` copies.
 ///
 /// # Errors
 /// [`DeployError::Podman`].
@@ -405,6 +443,14 @@ pub fn down(loaded: &LoadedTopology, volumes: bool) -> Result<DownReport, Deploy
     }
     if podman::podman(&["secret", "inspect", SECRET_NAME], None).is_ok() {
         podman::podman(&["secret", "rm", SECRET_NAME], None)?;
+    }
+    // The pods' copies of the [tls] files (the topology's own files stay).
+    let staged = tls::staging_dir(loaded);
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged).map_err(|source| DeployError::Io {
+            path: staged.clone(),
+            source,
+        })?;
     }
     Ok(report)
 }

@@ -11,6 +11,7 @@
 //! - [`secrets`]: the `chgate-secrets` Secret, resolved from the topology's references at deploy
 //!   time and piped to podman / kubectl, never written to disk.
 //! - [`pod_topology`]: the topology as the pods read it (secrets as environment variables).
+//! - [`tls`]: the `[tls]` files in the pods (a Secret on Kubernetes, per-user copies with podman).
 //! - [`yaml`]: the YAML writer; [`podman`]: the podman commands; [`deploy`]: up / down / status.
 //!
 //! Data flow: topology → [`manifest::build`] → YAML per component → `podman kube play --replace`
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod pod_topology;
 pub mod podman;
 pub mod secrets;
+pub mod tls;
 pub mod yaml;
 
 pub use images::{Flavor, Images};
@@ -87,12 +89,4 @@ pub enum DeployError {
     /// Host setup (packages, containers.conf) failed.
     #[error("host setup: {0}")]
     Setup(String),
-    /// The topology uses something `chgate deploy` cannot deploy (yet).
-    #[error("chgate deploy does not support {feature}: {reason}")]
-    Unsupported {
-        /// The topology feature, e.g. `[tls]`.
-        feature: String,
-        /// Why, and what to do instead.
-        reason: String,
-    },
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use chgate_grafana::render::ini::IniSettings;
 use chgate_grafana::DatasourceSpec;
-use chgate_topology::render::clickhouse::{self, ConfigRoot, NodeContext};
+use chgate_topology::render::clickhouse::{self, ConfigRoot, NodeContext, POD_TLS_DIR};
 use chgate_topology::render::haproxy::{self, POD_GATEWAY_PORT, POD_GRAFANA_PORT};
 use chgate_topology::render::{
     keeper, Addressing, POD_CLICKHOUSE_PORTS, POD_KEEPER_ELECTION_PORT, POD_KEEPER_PORTS,
@@ -31,6 +31,17 @@ pub const CLUSTER_LABEL: &str = "chgate.io/cluster";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 /// Label naming the component.
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// The Secret holding the `[tls]` files (`ca.crt`, `tls.crt`, `tls.key`, `haproxy.pem`), mounted
+/// read-only at [`POD_TLS_DIR`] by the pods that serve or verify TLS. Created by
+/// `chgate deploy secret` for Kubernetes; with podman, `up` mounts per-pod-user copies instead
+/// (see [`crate::deploy::podman_yaml`]).
+pub const TLS_SECRET_NAME: &str = "chgate-tls";
+/// Name of the `[tls]` volume in a pod.
+pub const TLS_VOLUME: &str = "tls";
+/// Mode of the files in the `[tls]` volume: owner and group read (the pod's `fsGroup` is its
+/// user's group, so the non-root server can read the key; PostgreSQL accepts a root-owned key
+/// with group read).
+pub const TLS_FILE_MODE: u32 = 0o440;
 
 /// A group of objects started together, in dependency order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,7 +219,13 @@ impl Container {
         let mounts: Vec<Value> = self
             .mounts
             .iter()
-            .map(|(n, p)| json!({"name": n, "mountPath": p}))
+            .map(|(n, p)| {
+                if n == TLS_VOLUME {
+                    json!({"name": n, "mountPath": p, "readOnly": true})
+                } else {
+                    json!({"name": n, "mountPath": p})
+                }
+            })
             .collect();
         let (cpu, mem, limit) = self.resources;
         let mut security = json!({
@@ -281,6 +298,14 @@ fn exec_probe(cmd: &[&str], failures: u32) -> Value {
     })
 }
 
+/// The `[tls]` volume: the Secret [`TLS_SECRET_NAME`], files [`TLS_FILE_MODE`].
+fn tls_volume() -> Value {
+    json!({
+        "name": TLS_VOLUME,
+        "secret": {"secretName": TLS_SECRET_NAME, "defaultMode": TLS_FILE_MODE},
+    })
+}
+
 fn env(name: &str, value: &str) -> Value {
     json!({"name": name, "value": value})
 }
@@ -318,6 +343,13 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// With `[tls]`: mounts the TLS volume into `ct` and returns the volume to add to the pod.
+    fn tls(&self, ct: &mut Container) -> Option<Value> {
+        self.t.tls.as_ref()?;
+        ct.mounts.push((TLS_VOLUME.into(), POD_TLS_DIR.into()));
+        Some(tls_volume())
+    }
+
     fn labels(&self, c: Component, instance: &str) -> Value {
         let mut m = Map::new();
         m.insert("app.kubernetes.io/name".into(), json!("chgate"));
@@ -525,6 +557,13 @@ impl Builder<'_> {
                 host: None,
             },
         ];
+        if let Some(https) = n.https_port {
+            ct.ports.push(Port {
+                name: "https",
+                container: clickhouse::POD_HTTPS_PORT,
+                host: Some(https),
+            });
+        }
         ct.mounts = vec![
             ("config".into(), "/etc/chgate/clickhouse".into()),
             ("data".into(), dir.display().to_string()),
@@ -532,10 +571,11 @@ impl Builder<'_> {
         ct.readiness = http_probe("/ping", http, 3);
         ct.liveness = http_probe("/ping", http, 12);
         ct.resources = ("250m", "512Mi", "4Gi");
-        let volumes = vec![
+        let mut volumes = vec![
             json!({"name": "config", "configMap": {"name": config}}),
             json!({"name": "data", "persistentVolumeClaim": {"claimName": data}}),
         ];
+        volumes.extend(self.tls(&mut ct));
         self.pod(c, &n.name, uid::CLICKHOUSE, &[ct], volumes);
     }
 
@@ -566,6 +606,18 @@ impl Builder<'_> {
             host: Some(self.t.postgres_port()),
         }];
         ct.mounts = vec![("data".into(), "/var/lib/postgresql/data".into())];
+        let tls = self.tls(&mut ct);
+        if tls.is_some() {
+            // As on the local rig: with [tls] clients require SSL (verified against the CA).
+            ct.args.extend([
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={POD_TLS_DIR}/tls.crt"),
+                "-c".into(),
+                format!("ssl_key_file={POD_TLS_DIR}/tls.key"),
+            ]);
+        }
         let ready = [
             "pg_isready",
             "-h",
@@ -578,7 +630,9 @@ impl Builder<'_> {
         ct.readiness = exec_probe(&ready, 3);
         ct.liveness = exec_probe(&ready, 12);
         ct.resources = ("100m", "256Mi", "1Gi");
-        let volumes = vec![json!({"name": "data", "persistentVolumeClaim": {"claimName": data}})];
+        let mut volumes =
+            vec![json!({"name": "data", "persistentVolumeClaim": {"claimName": data}})];
+        volumes.extend(tls);
         self.pod(c, name, uid::POSTGRES, &[ct], volumes);
     }
 
@@ -729,11 +783,14 @@ impl Builder<'_> {
         am.liveness = tcp_probe(POD_GATEWAY_PORT, 6);
         am.resources = ("50m", "32Mi", "128Mi");
         am.run_as = Some(uid::HAPROXY);
-        let volumes = vec![
+        let mut volumes = vec![
             json!({"name": "topology", "configMap": {"name": "chgate-topology"}}),
             json!({"name": "ambassador", "configMap": {"name": amb}}),
             json!({"name": "data", "persistentVolumeClaim": {"claimName": data}}),
         ];
+        // The gateway verifies ClickHouse's certificate against the CA (the pod-side topology's
+        // [tls] points here); the ambassador passes TLS through in TCP mode.
+        volumes.extend(self.tls(&mut gw));
         self.pod(c, &g.name, uid::CHGATE, &[gw, am], volumes);
     }
 
@@ -770,11 +827,19 @@ impl Builder<'_> {
                 host: Some(t.haproxy_stats_port()),
             },
         ];
+        if let Some(port) = t.haproxy_gateway_tls_port() {
+            ct.ports.push(Port {
+                name: "gateway-tls",
+                container: port,
+                host: Some(port),
+            });
+        }
         ct.mounts = vec![("config".into(), "/etc/chgate/haproxy".into())];
         ct.readiness = http_probe("/", t.haproxy_stats_port(), 3);
         ct.liveness = http_probe("/", t.haproxy_stats_port(), 12);
         ct.resources = ("100m", "64Mi", "256Mi");
-        let volumes = vec![json!({"name": "config", "configMap": {"name": config}})];
+        let mut volumes = vec![json!({"name": "config", "configMap": {"name": config}})];
+        volumes.extend(self.tls(&mut ct));
         self.pod(c, name, uid::HAPROXY, &[ct], volumes);
     }
 }

@@ -1,9 +1,11 @@
 //! The topology as the processes inside the pods read it: the user's file with every secret
-//! reference turned into `{ env = .. }` (values come from the `chgate-secrets` Secret) and the
-//! state directory at the gateway's data volume. Ports and names are unchanged, so `chgate serve
+//! reference turned into `{ env = .. }` (values come from the `chgate-secrets` Secret), the
+//! state directory at the gateway's data volume and the `[tls]` files at their mount,
+//! `/etc/chgate/tls/{ca.crt,tls.crt,tls.key}`. Ports and names are unchanged, so `chgate serve
 //! --instance N` in a pod behaves as on the local rig (behind its ambassador, see
 //! `render::haproxy::gateway_ambassador_cfg`).
 
+use chgate_topology::render::clickhouse::POD_TLS_DIR;
 use chgate_topology::{SecretRef, Topology};
 
 use crate::secrets::{GRAFANA_SECRET_KEY_ENV, POSTGRES_PASSWORD_ENV};
@@ -20,6 +22,13 @@ pub fn pod_topology(t: &Topology) -> Topology {
         SecretRef::Env(chgate_topology::render::clickhouse::PASSWORD_ENV.into());
     p.postgres.password = SecretRef::Env(POSTGRES_PASSWORD_ENV.into());
     p.grafana.secret_key = SecretRef::Env(GRAFANA_SECRET_KEY_ENV.into());
+    if let Some(tls) = &mut p.tls {
+        // The files as the pods mount them (the `chgate-tls` Secret, or podman's copies).
+        let dir = std::path::Path::new(POD_TLS_DIR);
+        tls.ca = dir.join("ca.crt");
+        tls.cert = dir.join("tls.crt");
+        tls.key = dir.join("tls.key");
+    }
     p
 }
 

@@ -98,7 +98,7 @@ fn podman_kube_play_creates_every_offline_component() {
         }
         let pods = m.pods(c);
         cleanup.pods.extend(pods.iter().cloned());
-        let yaml = podman_yaml(&m, c, &|_| false);
+        let yaml = podman_yaml(&m, c, &|_| false, None);
         podman::podman(
             &["kube", "play", "--start=false", "-"],
             Some(yaml.as_bytes()),

@@ -1,7 +1,7 @@
 //! Integration tests of chgate-podman: golden files of the rendered manifests, a Kubernetes
 //! schema check of every object (kubernetes-validate, strict, against the published core/v1
-//! schemas), `podman kube play` of every component with the offline images, and the refusal of
-//! `[tls]` topologies.
+//! schemas), `podman kube play` of every component with the offline images, and `[tls]`
+//! (Secret, read-only mounts, paths, podman's per-user copies).
 
 mod golden;
 mod kube_play;

@@ -12,7 +12,7 @@ use chgate_podman::{yaml, Images};
 /// Kubernetes version the manifests are checked against (oldest supported minor we target).
 const KUBERNETES_VERSION: &str = "1.30.0";
 
-fn validate(files: &[&Path]) -> (bool, String) {
+pub(crate) fn validate(files: &[&Path]) -> (bool, String) {
     let out = Command::new("kubernetes-validate")
         .args(["--strict", "--no-warn", "-k", KUBERNETES_VERSION])
         .args(files)
