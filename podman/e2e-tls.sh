@@ -12,7 +12,8 @@
 #    over HTTPS on every node; a write through HAProxy's TLS front -> ambassador -> gateway ->
 #    ClickHouse (the gateway speaks HTTPS to ClickHouse, trusting the CA from /etc/chgate/tls)
 #    is found on both replicas of its shard; a client with another CA is refused; a 10 s
-#    loadgen run verified on every replica,
+#    loadgen run verified on every replica, after which the gateways' pooled connections to
+#    ClickHouse are on its HTTPS port,
 # 5. `deploy down` leaves no pod and no staged copy.
 # Set CHGATE to skip the cargo build (the host-side CLI and the binary in the gateway image).
 set -euo pipefail
@@ -80,6 +81,13 @@ done
 echo "the row written over TLS is on both replicas of its shard"
 C loadgen run --duration 10s --concurrency 4 --no-progress | tee /tmp/e2e-tls-load.txt
 grep -q 'verified rows' /tmp/e2e-tls-load.txt || { echo "load not verified" >&2; exit 1; }
+# The gateways' pooled connections to ClickHouse end on its HTTPS port (8443 = 0x20FB), not 8123.
+est() { podman exec "$1" sh -c 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null' | awk -v p=":$2\$" '$2 ~ p && $4 == "01"' | wc -l; }
+https_conns=0
+while read -r name _; do https_conns=$((https_conns + $(est "$name-clickhouse" 20FB))); done \
+    < <(json '[print(n["name"], n["https_port"]) for n in t["clickhouse"]]')
+echo "established connections on ClickHouse's HTTPS port (gateway pools): $https_conns"
+[ "$https_conns" -gt 0 ] || { echo "no connection on ClickHouse's HTTPS port: the gateways do not use TLS" >&2; exit 1; }
 
 step "5/5 chgate deploy down"
 C deploy down
