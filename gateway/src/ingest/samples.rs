@@ -174,46 +174,15 @@ struct LabelState {
 }
 
 /// A label set remembered by the wire bytes it was decoded from, with its one metric and
-/// series id (remote_write: `__name__` is one of the labels), per filter salt. Held by value in
-/// its shard's map, with the metric and the wire bytes in one allocation, so a look-up touches
-/// the map's slot and one block of bytes.
+/// series id (remote_write: `__name__` is one of the labels), per filter salt.
 #[derive(Debug)]
 struct Recalled {
     salt: u64,
+    raw: Box<[u8]>,
+    metric: Box<str>,
     id: u64,
     /// The series filter's last "no" for this series ([`Fresh`]).
-    fresh: Fresh,
-    metric_len: usize,
-    /// The metric name, then the label set's wire bytes.
-    bytes: Box<[u8]>,
-}
-
-impl Recalled {
-    fn new(salt: u64, id: u64, metric: &str, raw: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(metric.len() + raw.len());
-        bytes.extend_from_slice(metric.as_bytes());
-        bytes.extend_from_slice(raw);
-        Recalled {
-            salt,
-            id,
-            fresh: Fresh::NEVER,
-            metric_len: metric.len(),
-            bytes: bytes.into_boxed_slice(),
-        }
-    }
-
-    fn metric(&self) -> &[u8] {
-        &self.bytes[..self.metric_len]
-    }
-
-    fn raw(&self) -> &[u8] {
-        &self.bytes[self.metric_len..]
-    }
-
-    /// Bytes charged to its generation: the bytes and the slot with its overhead.
-    fn size(&self) -> usize {
-        80 + self.bytes.len()
-    }
+    fresh: std::sync::atomic::AtomicU64,
 }
 
 /// Shards of the [`RecallCache`] (fewer lock collisions between concurrent requests).
@@ -234,8 +203,8 @@ struct RecallCache {
 
 #[derive(Default)]
 struct RecallShard {
-    new: std::collections::HashMap<u64, Recalled, BuildHasherDefault<IdHasher>>,
-    old: std::collections::HashMap<u64, Recalled, BuildHasherDefault<IdHasher>>,
+    new: std::collections::HashMap<u64, Arc<Recalled>, BuildHasherDefault<IdHasher>>,
+    old: std::collections::HashMap<u64, Arc<Recalled>, BuildHasherDefault<IdHasher>>,
     new_bytes: usize,
 }
 
@@ -246,42 +215,35 @@ impl RecallCache {
         self.shards[(h >> 40) as usize % RECALL_SHARDS].lock().ok()
     }
 
-    /// Runs `f` on the entry of exactly (`salt`, `raw`), under its shard's lock.
-    fn with<R>(&self, salt: u64, raw: &[u8], f: impl FnOnce(&mut Recalled) -> R) -> Option<R> {
+    fn get(&self, salt: u64, raw: &[u8]) -> Option<Arc<Recalled>> {
         let h = self.hasher.hash_one((salt, raw));
-        let same = |e: &Recalled| e.salt == salt && e.raw() == raw;
+        let same = |e: &Arc<Recalled>| e.salt == salt && *e.raw == *raw;
         let mut shard = self.shard(h)?;
-        if let Some(e) = shard.new.get_mut(&h) {
-            return same(e).then(|| f(e));
+        if let Some(e) = shard.new.get(&h) {
+            return same(e).then(|| e.clone());
         }
         let e = shard.old.remove(&h).filter(same)?;
-        let e = shard.put(h, e);
-        Some(f(e))
+        shard.put(h, e.clone());
+        Some(e)
     }
 
     fn insert(&self, e: Recalled) {
-        let h = self.hasher.hash_one((e.salt, e.raw()));
+        let h = self.hasher.hash_one((e.salt, &*e.raw));
         if let Some(mut shard) = self.shard(h) {
-            shard.put(h, e);
+            shard.put(h, Arc::new(e));
         }
     }
 }
 
 impl RecallShard {
-    fn put(&mut self, h: u64, e: Recalled) -> &mut Recalled {
-        let size = e.size();
+    fn put(&mut self, h: u64, e: Arc<Recalled>) {
+        let size = 96 + e.raw.len() + e.metric.len();
         if self.new_bytes + size > RECALL_BYTES / RECALL_SHARDS {
             self.old = std::mem::take(&mut self.new);
             self.new_bytes = 0;
         }
         self.new_bytes += size;
-        match self.new.entry(h) {
-            std::collections::hash_map::Entry::Occupied(mut slot) => {
-                slot.insert(e);
-                slot.into_mut()
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(e),
-        }
+        self.new.insert(h, e);
     }
 }
 
@@ -370,9 +332,8 @@ pub struct SamplesBuilder<'w> {
     answers: Vec<bool>,
     /// The labels last given with [`SampleSink::labels`].
     own: LabelState,
-    /// The series made current by [`SampleSink::recall`]: its id and metric name.
-    current: Option<u64>,
-    current_metric: Vec<u8>,
+    /// The series made current by [`SampleSink::recall`].
+    current: Option<Arc<Recalled>>,
     recalled: usize,
     key: String,
 }
@@ -426,7 +387,6 @@ impl<'w> SamplesBuilder<'w> {
                 escaped: false,
             },
             current: None,
-            current_metric: Vec::with_capacity(64),
             recalled: 0,
             key: String::with_capacity(320),
         }
@@ -528,7 +488,7 @@ impl<'w> SamplesBuilder<'w> {
     }
 
     /// Appends one sample row.
-    fn push_row(&mut self, metric: &[u8], id: u64, timestamp_ms: i64, value: f64) {
+    fn push_row(&mut self, metric: &str, id: u64, timestamp_ms: i64, value: f64) {
         if let Some((lo, hi, range)) = self.time_range {
             if !(lo..=hi).contains(&timestamp_ms) && self.out_of_range.is_none() {
                 self.out_of_range = Some(OutOfRange {
@@ -548,7 +508,7 @@ impl<'w> SamplesBuilder<'w> {
                     }
                     other => other.push_str(&self.tenant),
                 },
-                (Fill::Metric, _) => data.push_str(metric),
+                (Fill::Metric, _) => data.push_str(metric.as_bytes()),
                 (Fill::SeriesId, _) => data.push_u64(id),
                 (Fill::Time, TimeUnit::Scale { mul, div }) => {
                     data.push_i64(timestamp_ms.saturating_mul(*mul) / div);
@@ -604,40 +564,34 @@ impl SampleSink for SamplesBuilder<'_> {
         let start = self.pending_metrics.len();
         self.pending_metrics.push_str(metric);
         self.pending.push((id, start..self.pending_metrics.len()));
-        self.push_row(metric.as_bytes(), id, timestamp_ms, value);
+        self.push_row(metric, id, timestamp_ms, value);
     }
 
     fn recall(&mut self, raw: &[u8]) -> bool {
-        let salt = self.want.salt();
-        let metric = &mut self.current_metric;
-        let Some((id, fresh)) = RECALL.with(salt, raw, |e| {
-            metric.clear();
-            metric.extend_from_slice(e.metric());
-            (e.id, e.fresh)
-        }) else {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(e) = RECALL.get(self.want.salt(), raw) else {
             return false;
         };
-        if !self.want.still_fresh(fresh) {
-            let answer = self.want.want_one(id);
-            let fresh = answer.err().unwrap_or(Fresh::NEVER);
-            RECALL.with(salt, raw, |e| e.fresh = fresh);
-            if answer.is_ok() {
+        if !self.want.still_fresh(Fresh(e.fresh.load(Relaxed))) {
+            match self.want.want_one(e.id) {
                 // A series row is built from decoded labels: the decoder decodes this series
                 // as if new, and its row is written (the filter said yes once).
-                self.granted.insert(id);
-                return false;
+                Ok(()) => {
+                    e.fresh.store(Fresh::NEVER.0, Relaxed);
+                    self.granted.insert(e.id);
+                    return false;
+                }
+                Err(fresh) => e.fresh.store(fresh.0, Relaxed),
             }
         }
-        self.current = Some(id);
+        self.current = Some(e);
         self.recalled += 1;
         true
     }
 
     fn sample_recalled(&mut self, timestamp_ms: i64, value: f64) {
-        if let Some(id) = self.current {
-            let metric = std::mem::take(&mut self.current_metric);
-            self.push_row(&metric, id, timestamp_ms, value);
-            self.current_metric = metric;
+        if let Some(e) = self.current.clone() {
+            self.push_row(&e.metric, e.id, timestamp_ms, value);
         }
     }
 
@@ -645,12 +599,13 @@ impl SampleSink for SamplesBuilder<'_> {
         let Some((id, metric)) = self.pending.last() else {
             return;
         };
-        RECALL.insert(Recalled::new(
-            self.want.salt(),
-            *id,
-            &self.pending_metrics[metric.clone()],
-            raw,
-        ));
+        RECALL.insert(Recalled {
+            salt: self.want.salt(),
+            raw: raw.into(),
+            metric: self.pending_metrics[metric.clone()].into(),
+            id: *id,
+            fresh: Fresh::NEVER.0.into(),
+        });
     }
 }
 
