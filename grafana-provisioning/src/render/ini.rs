@@ -102,8 +102,9 @@ fn endpoints(t: &Topology, a: Addressing, index: u32) -> Endpoints {
 }
 
 /// Grafana's own PostgreSQL connection: on the local rig with `[tls]` (its PostgreSQL runs with
-/// `ssl=on`) TLS verified against `[tls] ca`, as chgate's own clients do; otherwise plain text
-/// (pods have no TLS between their parts).
+/// `ssl=on`) TLS verified against `[tls] ca`, as chgate's own clients do; otherwise plain text.
+/// In pods PostgreSQL also runs with `ssl=on` under `[tls]`, but Grafana's pods do not mount the
+/// CA yet, so their connection stays plain text (there is no offline Grafana image to test it).
 fn database_tls(t: &Topology, s: &IniSettings) -> String {
     match (&t.tls, s.addressing) {
         (Some(tls), Addressing::Local) => format!(
