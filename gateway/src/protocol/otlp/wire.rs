@@ -226,8 +226,8 @@ fn repeated_varint(r: &mut Reader<'_>, wire: u8, out: &mut Vec<u64>) -> Wire<()>
     }
 }
 
-/// A `KeyValue` as a label: its key as sent, its value rendered as [`super::render`] does.
-fn attribute<'a>((bytes, at): Part<'a>, depth: u32) -> Wire<(&'a str, Cow<'a, str>)> {
+/// A `KeyValue`'s key and the parts of its value, read at nesting `depth`.
+fn key_value<'a>((bytes, at): Part<'a>, depth: u32) -> Wire<(&'a str, Parts<'a>)> {
     let (mut k, mut value) = ("", Parts::default());
     let mut r = Reader::new(bytes, at);
     while let Some((field, wire)) = key(&mut r)? {
@@ -237,6 +237,12 @@ fn attribute<'a>((bytes, at): Part<'a>, depth: u32) -> Wire<(&'a str, Cow<'a, st
             _ => skip(&mut r, field, wire, depth)?,
         }
     }
+    Ok((k, value))
+}
+
+/// A `KeyValue` as a label: its key as sent, its value rendered as [`super::render`] does.
+fn attribute<'a>(part: Part<'a>, depth: u32) -> Wire<(&'a str, Cow<'a, str>)> {
+    let (k, value) = key_value(part, depth)?;
     let v = if value.is_present() {
         any_label(&value, depth - 1)?
     } else {
@@ -348,17 +354,8 @@ fn kvlist_json(parts: &Parts<'_>, depth: u32) -> Wire<serde_json::Value> {
         if field != 1 {
             return skip(r, field, wire, depth);
         }
-        let (bytes, at) = sub(r, wire, depth)?;
         let kv_depth = depth - 1;
-        let (mut k, mut value) = ("", Parts::default());
-        let mut kv = Reader::new(bytes, at);
-        while let Some((field, wire)) = key(&mut kv)? {
-            match field {
-                1 => k = string(&mut kv, wire)?,
-                2 => value.push(sub(&mut kv, wire, kv_depth)?),
-                _ => skip(&mut kv, field, wire, kv_depth)?,
-            }
-        }
+        let (k, value) = key_value(sub(r, wire, depth)?, kv_depth)?;
         let v = if value.is_present() {
             any_json(&value, kv_depth - 1)?
         } else {
