@@ -258,11 +258,8 @@ impl Stack {
             if tls::ensure(&tls)? {
                 progress("generated a local CA and server certificate for [tls]");
             }
+            // Handed to HAProxy's user by `hand_over` before HAProxy starts.
             tls::write_haproxy_pem(&tls)?;
-            let haproxy = self.services.iter().find(|s| s.role == Role::Haproxy);
-            if let Some(a) = haproxy.map(account::of).transpose()?.flatten() {
-                account::chown_one(&tls.haproxy_pem(), a.uid, a.gid)?;
-            }
         }
         prepare::dirs(&self.state_dir, &self.services)?;
         let mut keeper_waited = false;
