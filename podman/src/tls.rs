@@ -64,7 +64,7 @@ impl TlsFiles {
         })?;
         let read = |p: &PathBuf| fs::read_to_string(p).map_err(io(p));
         let (ca, cert, key) = (read(&tls.ca)?, read(&tls.cert)?, read(&tls.key)?);
-        let pem = format!("{}\n{}", cert.trim_end(), key);
+        let pem = chgate_localstack::tls::haproxy_pem(&cert, &key);
         Ok(Some(TlsFiles {
             files: vec![
                 ("ca.crt", Secret::new(ca)),

@@ -55,8 +55,13 @@ pub fn write_haproxy_pem(tls: &TlsSection) -> Result<(), StackError> {
             source: e,
         })
     };
-    let pem = format!("{}\n{}", read(&tls.cert)?.trim_end(), read(&tls.key)?);
+    let pem = haproxy_pem(&read(&tls.cert)?, &read(&tls.key)?);
     write(&tls.haproxy_pem(), &pem, 0o600)
+}
+
+/// HAProxy's `crt` file: the certificate (chain) followed by its key.
+pub fn haproxy_pem(cert: &str, key: &str) -> String {
+    format!("{}\n{}", cert.trim_end(), key)
 }
 
 /// Copies the certificate and key into `dir/tls` (`server.crt` 0644, `server.key` 0600) and
